@@ -1,0 +1,155 @@
+"""Run configuration: defaults, validation (JSON schema + the method's constructor) and variant names.
+
+A run config is one mapping with the keys ``method``, ``dataset``, ``data_root``, ``seed``,
+``model`` (keyword arguments of the method's model class), ``train`` and ``eval``
+(see ``qgvae/schemas/run.schema.json`` for every key and its meaning).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported before any work starts. The message names the key."""
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 100,
+    "max_steps": None,
+    "batch_size": 32,
+    "optimizer": "adamw",
+    "lr": 2e-4,
+    "weight_decay": 0.01,
+    "lr_schedule": "none",
+    "amp": "bf16",
+    "compile": False,
+    "checkpoint_every": 1000,
+    "log_every": 50,
+    "val_every": 0,
+    "val_batches": None,
+    "device": "auto",
+    "grad_clip": None,
+}
+EVAL_DEFAULTS: dict[str, Any] = {"test_n": None, "fid_n": None, "batch_size": 100,
+                                 "protocols": ["vqwae", "native"]}
+RUN_DEFAULTS: dict[str, Any] = {"data_root": "data", "seed": 0, "model": {},
+                                "train": TRAIN_DEFAULTS, "eval": EVAL_DEFAULTS}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Recursive dict merge; ``override`` wins, nested mappings merge, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("qgvae").joinpath("schemas/run.schema.json").read_text())
+
+
+def _path(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def validate_schema(cfg: Mapping[str, Any], schema: Mapping[str, Any], what: str) -> None:
+    """Raise ConfigError naming the offending key for the first schema violation."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            raise ConfigError(f"{what}: unknown key(s) {extra} under '{_path(err)}'; "
+                              f"allowed: {sorted(err.schema.get('properties', {}))}")
+        raise ConfigError(f"{what}: invalid value at '{_path(err)}': {err.message}")
+
+
+def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> None:
+    """Model kwargs must be parameters of the class's constructor, with the default's type."""
+    params = inspect.signature(cls.__init__).parameters
+    accepted = {n: p for n, p in params.items()
+                if n not in ("self", "in_channels", "image_size")
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    for key, value in model_cfg.items():
+        if key not in accepted:
+            raise ConfigError(f"model: unknown key 'model.{key}' for method '{method}'; "
+                              f"allowed: {sorted(accepted)}")
+        default = accepted[key].default
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        ok = isinstance(value, type(default))
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if isinstance(default, bool) != isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise ConfigError(f"model: 'model.{key}' for method '{method}' must be "
+                              f"{type(default).__name__}, got {type(value).__name__} ({value!r})")
+
+
+def resolve(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults and validate everything; returns the resolved config or raises ConfigError."""
+    from .registry import get_method
+
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"run config must be a mapping, got {type(cfg).__name__}")
+    validate_schema(cfg, _schema(), "run config")
+    resolved = deep_merge(RUN_DEFAULTS, cfg)
+    validate_schema(resolved, _schema(), "run config")
+    try:
+        cls = get_method(resolved["method"])
+    except KeyError as exc:
+        raise ConfigError(f"method: {exc.args[0]}") from None
+    check_model_kwargs(resolved["method"], resolved["model"], cls)
+    return resolved
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON run config and resolve it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return resolve(raw or {})
+
+
+def variant_name(overrides: Mapping[str, Any] | None) -> str:
+    """Folder name for a set of overrides: readable, and unique per configuration.
+
+    ``{}`` -> ``default``; otherwise the flattened ``key-value`` pairs (sorted) followed by an
+    8-hex digest of the canonical JSON, so two different configurations never share a folder.
+    """
+    if not overrides:
+        return "default"
+    flat: list[str] = []
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, Mapping):
+            for k in sorted(obj):
+                walk(f"{prefix}{k}." if not prefix else f"{prefix}{k}.", obj[k])
+        else:
+            key = prefix.rstrip(".").split(".")[-1]
+            flat.append(f"{key}-{obj}")
+
+    walk("", overrides)
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+    readable = "_".join(flat).replace("/", "-").replace(" ", "")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in readable)[:80]
+    return f"{safe}_{digest}"

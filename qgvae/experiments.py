@@ -1,0 +1,158 @@
+"""From the workflow config to the list of runs and the cells of every table.
+
+This module is the single source of truth for *which* runs exist and *where* they live; the
+Snakefile, the tables and the figures all call it, so they can never disagree.
+
+Workflow config (see ``workflow/schemas/config.schema.yaml`` for every key)::
+
+    results: results            # run folders live under results/<dataset>/<method>/<variant>/seed<k>/
+    data_root: data
+    seeds: [0, 1, 2]
+    defaults:  {train: {...}, eval: {...}}           # run-config defaults for every run
+    datasets:  {cifar10: {...}, ...}                 # per-dataset run-config overrides
+    methods:   {qgvae: {model: {...}}, ...}          # per-method base run config
+    method_dataset: {qgvae: {celeba64: {...}}}       # per (method, dataset) overrides
+    table1: {datasets: [...], methods: [...]}
+    table2: {datasets: [...], budgets: {LABEL: {METHOD: overrides, ...}}}
+    ablations: {dataset: cifar10, axes: {AXIS: {dataset?: ..., values: {LABEL: {METHOD: overrides}}}}}
+
+A run's config is merged in this order (later wins): qgvae.config.RUN_DEFAULTS, ``defaults``,
+``methods[m]``, ``datasets[d]``, ``method_dataset[m][d]``, the cell's overrides; then
+``method``, ``dataset``, ``data_root`` and ``seed`` are set.
+
+The variant folder name is the readable form of the cell's overrides plus a digest of everything
+in the resolved config that influences training (not the seed, eval settings, device or logging
+cadence). Two different training configurations therefore never share a folder, and a run whose
+configuration equals another cell's (e.g. an ablation value equal to the default) is trained once.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import config as run_config
+from .config import ConfigError, deep_merge
+
+# Keys of a resolved run config that do not change what is trained.
+_NOT_TRAINING = {("seed",), ("eval",), ("data_root",), ("train", "device"),
+                 ("train", "log_every"), ("train", "checkpoint_every")}
+
+TABLE1 = "table1"
+TABLE2 = "table2"
+
+
+def _strip(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(cfg))
+    for path in _NOT_TRAINING:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return out
+
+
+def training_digest(cfg: Mapping[str, Any]) -> str:
+    """8-hex digest of the training-relevant part of a resolved run config."""
+    blob = json.dumps(_strip(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _readable(overrides: Mapping[str, Any] | None) -> str:
+    name = run_config.variant_name(overrides)
+    return name if name == "default" else name.rsplit("_", 1)[0]
+
+
+def variant(overrides: Mapping[str, Any] | None, resolved: Mapping[str, Any]) -> str:
+    return f"{_readable(overrides)}_{training_digest(resolved)}"
+
+
+def resolve_run(wcfg: Mapping[str, Any], dataset: str, method: str,
+                overrides: Mapping[str, Any] | None, seed: int, where: str) -> dict[str, Any]:
+    """The resolved run config of one cell and seed; ConfigError names ``where`` on failure."""
+    methods = wcfg.get("methods", {})
+    if method not in methods:
+        raise ConfigError(f"{where}: method '{method}' has no entry under 'methods' "
+                          f"(known: {sorted(methods)})")
+    datasets = wcfg.get("datasets", {})
+    if dataset not in datasets:
+        raise ConfigError(f"{where}: dataset '{dataset}' has no entry under 'datasets' "
+                          f"(known: {sorted(datasets)})")
+    cfg: dict[str, Any] = {}
+    for layer in (wcfg.get("defaults"), methods[method], datasets[dataset],
+                  wcfg.get("method_dataset", {}).get(method, {}).get(dataset), overrides):
+        cfg = deep_merge(cfg, layer or {})
+    cfg.update(method=method, dataset=dataset, data_root=str(wcfg.get("data_root", "data")),
+               seed=int(seed))
+    try:
+        return run_config.resolve(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _cells(wcfg: Mapping[str, Any]):
+    """Yield (table, dataset, method, label, overrides, where) for every cell of every table."""
+    t1 = wcfg.get("table1") or {}
+    for d in t1.get("datasets", []):
+        for m in t1.get("methods", []):
+            yield TABLE1, d, m, m, {}, f"table1 ({d}, {m})"
+    t2 = wcfg.get("table2") or {}
+    for d in t2.get("datasets", []):
+        for label, per_method in (t2.get("budgets") or {}).items():
+            for m, ov in per_method.items():
+                yield TABLE2, d, m, str(label), ov or {}, f"table2.budgets.{label}.{m}"
+    abl = wcfg.get("ablations") or {}
+    for axis, spec in (abl.get("axes") or {}).items():
+        d = spec.get("dataset", abl.get("dataset"))
+        if d is None:
+            raise ConfigError(f"ablations.axes.{axis}: no dataset (set ablations.dataset)")
+        for label, per_method in spec["values"].items():
+            for m, ov in per_method.items():
+                yield f"ablation_{axis}", d, m, str(label), ov or {}, \
+                    f"ablations.axes.{axis}.values.{label}.{m}"
+
+
+def build_plan(wcfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Every run (keyed by folder) and every table cell, as plain JSON-able data.
+
+    Returns ``{"results": str, "seeds": [...], "runs": {path: run}, "tables": {name: [cell]}}``
+    with ``run = {"dataset", "method", "variant", "seed", "config"}`` and
+    ``cell = {"dataset", "method", "label", "variant", "overrides", "runs": [path per seed]}``.
+    Raises ConfigError (naming the offending key) for unknown methods, datasets or model keys.
+    """
+    results = str(wcfg.get("results", "results"))
+    seeds = [int(s) for s in wcfg.get("seeds", [0])]
+    if not seeds:
+        raise ConfigError("seeds: at least one seed is needed")
+    runs: dict[str, dict[str, Any]] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table, dataset, method, label, overrides, where in _cells(wcfg):
+        paths = []
+        for seed in seeds:
+            cfg = resolve_run(wcfg, dataset, method, overrides, seed, where)
+            var = variant(overrides, cfg)
+            path = f"{results}/{dataset}/{method}/{var}/seed{seed}"
+            runs.setdefault(path, {"dataset": dataset, "method": method, "variant": var,
+                                   "seed": seed, "config": cfg})
+            paths.append(path)
+        tables.setdefault(table, []).append({
+            "dataset": dataset, "method": method, "label": label,
+            "variant": paths[0].split("/")[-2], "overrides": overrides, "runs": paths})
+    return {"results": results, "seeds": seeds, "runs": runs, "tables": tables}
+
+
+def runs_for(plan: Mapping[str, Any], table_prefix: str = "") -> list[str]:
+    """Run folders needed by the tables whose name starts with ``table_prefix`` ('' = all)."""
+    out: dict[str, None] = {}
+    for name, cells in plan["tables"].items():
+        if name.startswith(table_prefix):
+            for cell in cells:
+                for path in cell["runs"]:
+                    out[path] = None
+    return list(out)
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

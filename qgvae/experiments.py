@@ -20,8 +20,9 @@ A run's config is merged in this order (later wins): qgvae.config.RUN_DEFAULTS, 
 ``methods[m]``, ``datasets[d]``, ``method_dataset[m][d]``, the cell's overrides; then
 ``method``, ``dataset``, ``data_root`` and ``seed`` are set.
 
-The variant folder name is the readable form of the cell's overrides plus a digest of everything
-in the resolved config that influences training (not the seed, eval settings, device or logging
+The variant folder name is the readable difference between the run's resolved config and the
+method's base config on that dataset, plus a digest of everything in the resolved config that
+influences training (not the seed, eval settings, device or logging
 cadence). Two different training configurations therefore never share a folder, and a run whose
 configuration equals another cell's (e.g. an ablation value equal to the default) is trained once.
 """
@@ -60,13 +61,30 @@ def training_digest(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def _readable(overrides: Mapping[str, Any] | None) -> str:
-    name = run_config.variant_name(overrides)
-    return name if name == "default" else name.rsplit("_", 1)[0]
+def config_diff(base: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested entries of ``other`` whose values differ from ``base``."""
+    out: dict[str, Any] = {}
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            sub = config_diff(base[key], value)
+            if sub:
+                out[key] = sub
+        elif base.get(key, object()) != value:
+            out[key] = value
+    return out
 
 
-def variant(overrides: Mapping[str, Any] | None, resolved: Mapping[str, Any]) -> str:
-    return f"{_readable(overrides)}_{training_digest(resolved)}"
+def variant(base: Mapping[str, Any], resolved: Mapping[str, Any]) -> str:
+    """``<readable difference from the method's base config>_<training digest>``.
+
+    The readable part comes from the resolved configs, not from how the overrides were written,
+    so an ablation value that equals the default lands in the default's folder.
+    """
+    diff = config_diff(_strip(base), _strip(resolved))
+    readable = run_config.variant_name(diff)
+    if readable != "default":
+        readable = readable.rsplit("_", 1)[0]
+    return f"{readable}_{training_digest(resolved)}"
 
 
 def resolve_run(wcfg: Mapping[str, Any], dataset: str, method: str,
@@ -132,7 +150,8 @@ def build_plan(wcfg: Mapping[str, Any]) -> dict[str, Any]:
         paths = []
         for seed in seeds:
             cfg = resolve_run(wcfg, dataset, method, overrides, seed, where)
-            var = variant(overrides, cfg)
+            base = resolve_run(wcfg, dataset, method, {}, seed, where)
+            var = variant(base, cfg)
             path = f"{results}/{dataset}/{method}/{var}/seed{seed}"
             runs.setdefault(path, {"dataset": dataset, "method": method, "variant": var,
                                    "seed": seed, "config": cfg})

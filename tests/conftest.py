@@ -1,0 +1,34 @@
+"""Shared fixtures: a prepared offline dataset and tiny run configs that train in seconds on CPU."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def photos_root(tmp_path_factory):
+    """A data root holding the prepared offline `photos` dataset (built once per session)."""
+    from qgvae.data import prepare
+
+    root = tmp_path_factory.mktemp("data")
+    prepare("photos", root)
+    return root
+
+
+def tiny_run(root, method="qgvae", **train):
+    """A resolved run config for a model small enough to train a few steps in a second."""
+    from qgvae.config import resolve
+
+    models = {
+        "qgvae": {"tokens": 8, "code_dim": 8, "codebook_size": 16, "heads": 2, "min_channels": 8,
+                  "max_channels": 16, "reset_every": 3, "ordering": "sample"},
+    }
+    t = {"batch_size": 8, "max_steps": 8, "checkpoint_every": 100, "log_every": 2,
+         "val_every": 4, "val_batches": 1, "device": "cpu"}
+    t.update(train)
+    return resolve({"method": method, "dataset": "photos", "data_root": str(root), "seed": 0,
+                    "model": models[method], "train": t, "eval": {"test_n": 16, "fid_n": 16}})

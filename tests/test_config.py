@@ -1,0 +1,69 @@
+"""Run-config validation, variant names and the experiment plan."""
+from __future__ import annotations
+
+import pytest
+
+from qgvae import experiments
+from qgvae.config import ConfigError, resolve, variant_name
+
+
+def test_defaults_are_the_papers():
+    cfg = resolve({"method": "qgvae", "dataset": "cifar10"})
+    assert cfg["train"]["optimizer"] == "adamw"
+    assert cfg["train"]["lr"] == 2e-4 and cfg["train"]["weight_decay"] == 0.01
+    assert cfg["train"]["batch_size"] == 32 and cfg["train"]["epochs"] == 100
+
+
+@pytest.mark.parametrize("bad, key", [
+    ({"method": "qgvae", "dataset": "cifar10", "trian": {}}, "trian"),
+    ({"method": "qgvae", "dataset": "cifar10", "train": {"lr": "x"}}, "train.lr"),
+    ({"method": "qgvae", "dataset": "cifar10", "train": {"batch_size": 0}}, "train.batch_size"),
+    ({"method": "qgvae", "dataset": "imagenet"}, "dataset"),
+    ({"method": "nope", "dataset": "cifar10"}, "nope"),
+    ({"method": "qgvae", "dataset": "cifar10", "model": {"tokenz": 3}}, "model.tokenz"),
+    ({"method": "qgvae", "dataset": "cifar10", "model": {"heads": "8"}}, "model.heads"),
+    ({"method": "qgvae", "dataset": "cifar10", "eval": {"fid_n": 1}}, "eval.fid_n"),
+])
+def test_bad_configs_name_the_key(bad, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        resolve(bad)
+
+
+def test_variant_names_are_unique_and_readable():
+    assert variant_name({}) == "default"
+    a = variant_name({"model": {"heads": 32}})
+    assert a.startswith("heads-32_")
+    assert a != variant_name({"model": {"heads": 64}})
+    assert variant_name({"model": {"heads": 32}}) == a
+
+
+def _wcfg(**extra):
+    cfg = {"results": "results", "seeds": [0, 1], "data_root": "data",
+           "datasets": {"cifar10": {}, "mnist": {}}, "methods": {"qgvae": {}, "vqvae": {}},
+           "table1": {"datasets": ["cifar10", "mnist"], "methods": ["qgvae"]},
+           "ablations": {"dataset": "cifar10", "axes": {"heads": {"values": {
+               "8": {"qgvae": {"model": {"heads": 8}}},
+               "32": {"qgvae": {"model": {"heads": 32}}}}}}}}
+    cfg.update(extra)
+    return cfg
+
+
+def test_plan_dedupes_identical_configs_and_separates_different_ones():
+    plan = experiments.build_plan(_wcfg())
+    # table1: 2 datasets x 1 method x 2 seeds = 4; heads=8 equals the default -> shares the folder
+    # only if its resolved config is identical: heads 8 is QG-VAE's default, so 4 + 2 (heads 32)
+    assert len(plan["runs"]) == 6
+    cells = {c["label"]: c for c in plan["tables"]["ablation_heads"]}
+    default = [c for c in plan["tables"]["table1"] if c["dataset"] == "cifar10"][0]
+    assert cells["8"]["runs"] == default["runs"]
+    assert "/default_" in default["runs"][0] and "/heads-32_" in cells["32"]["runs"][0]
+    assert cells["32"]["runs"][0] != cells["8"]["runs"][0]
+    assert experiments.runs_for(plan, "ablation_heads") == cells["8"]["runs"] + cells["32"]["runs"]
+
+
+def test_plan_errors_name_the_place():
+    with pytest.raises(ConfigError, match=r"ablations\.axes\.heads\.values\.32\.qgvae"):
+        experiments.build_plan(_wcfg(ablations={"dataset": "cifar10", "axes": {"heads": {
+            "values": {"32": {"qgvae": {"model": {"headz": 32}}}}}}}))
+    with pytest.raises(ConfigError, match="svhn"):
+        experiments.build_plan(_wcfg(table1={"datasets": ["svhn"], "methods": ["qgvae"]}))

@@ -1,0 +1,117 @@
+"""The trainer: resume equivalence, divergence handling, run metadata, logs, CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from qgvae import train as trainer
+from tests.conftest import tiny_run
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "model.pt", weights_only=False)["model"]
+
+
+def test_resume_reaches_the_same_weights(tmp_path, photos_root):
+    cfg = tiny_run(photos_root)
+    trainer.train(cfg, tmp_path / "straight")
+    trainer.train(cfg, tmp_path / "resumed", stop_after=3)
+    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "resumed" / "model.pt").exists(), "an interrupted run wrote a result"
+    meta = trainer.train(cfg, tmp_path / "resumed")
+    assert meta["resumed_from"] == [3]
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    # the log holds every step exactly once, as in the uninterrupted run
+    rows = lambda d: [json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()]
+    steps = lambda d: [(r["split"], r["step"]) for r in rows(d)]
+    assert steps(tmp_path / "straight") == steps(tmp_path / "resumed")
+
+
+def test_resume_refuses_a_different_config(tmp_path, photos_root):
+    trainer.train(tiny_run(photos_root), tmp_path, stop_after=2)
+    with pytest.raises(RuntimeError, match="different configuration"):
+        trainer.train(tiny_run(photos_root, lr=1e-3), tmp_path)
+
+
+def test_run_json_and_log(tmp_path, photos_root):
+    cfg = tiny_run(photos_root)
+    trainer.train(cfg, tmp_path)
+    meta = json.loads((tmp_path / "run.json").read_text())
+    for key in ("config", "seed", "git_commit", "versions", "hardware", "start", "end"):
+        assert key in meta
+    assert meta["status"] == "finished" and meta["steps"] == 8
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["config"] == json.loads(json.dumps(cfg))
+    rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [2, 4, 6, 8]
+    for r in train_rows:
+        for key in ("loss", "mse", "codebook", "commit", "usage", "images_per_s"):
+            assert key in r and r[key] == r[key]  # present and not NaN
+        assert 0 < r["usage"] <= 1
+    assert [r["step"] for r in rows if r["split"] == "val"] == [4, 8]
+
+
+def test_nan_loss_stops_without_result(tmp_path, photos_root, monkeypatch):
+    real = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        output, loss = real(*args, **kwargs)
+        calls["n"] += 1
+        return output, loss * float("nan") if calls["n"] >= 3 else loss
+
+    monkeypatch.setattr(trainer, "train_step", poisoned)
+    with pytest.raises(trainer.TrainingDiverged, match="step 3"):
+        trainer.train(tiny_run(photos_root), tmp_path)
+    assert not (tmp_path / "model.pt").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "diverged"
+
+
+def test_loss_falls(tmp_path, photos_root):
+    cfg = tiny_run(photos_root, max_steps=40, log_every=10, lr=2e-3)
+    trainer.train(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    mse = [r["mse"] for r in rows if r["split"] == "train"]
+    assert mse[-1] < mse[0]
+
+
+def test_cli_train_and_reconstruct(tmp_path, photos_root, capsys):
+    from qgvae.cli import main
+
+    cfg = tiny_run(photos_root)
+    out = tmp_path / "run"
+    assert main(["train", "--config-json", json.dumps(cfg), "--out", str(out)]) == 0
+    assert main(["reconstruct", str(out)]) == 0
+    import numpy as np
+
+    rec = np.load(out / "reconstructions.npz")
+    assert rec["originals"].shape == rec["reconstructions"].shape == (16, 3, 32, 32)
+    assert rec["originals"].dtype == rec["reconstructions"].dtype == np.uint8
+    assert rec["codes"].shape == (16, 8) and int(rec["codebook_size"]) == 16
+    ana = np.load(out / "analysis.npz")
+    assert ana["influence"].shape == (8, 32, 32)
+    assert ana["progressive"].shape[0] == len(ana["progressive_k"]) == 9
+
+
+def test_cli_reports_bad_config(tmp_path, capsys):
+    from qgvae.cli import main
+
+    code = main(["train", "--config-json", json.dumps({"method": "qgvae", "dataset": "photos",
+                                                       "train": {"lr": "fast"}}),
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_reconstruction_rounds_not_truncates():
+    from qgvae.reconstruct import to_uint8
+
+    x = torch.tensor([0.0, 0.999 / 255, 1.5 / 255, 254.6 / 255, 1.0, 1.2, -0.1])
+    assert to_uint8(x).tolist() == [0, 1, 2, 255, 255, 255, 0]

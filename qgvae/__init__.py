@@ -32,7 +32,8 @@ Images enter every model as float tensors ``[B, 3 or 1, H, W]`` in ``[0, 1]``.
     ``codes``   ``LongTensor [B, T]``: the code index chosen for each of the T tokens
                 (``-1`` marks a token that was not used for that image, e.g. DQ-VAE's
                 unrefined regions),
-    ``stats``   a dict of float diagnostics (e.g. perplexity) that the trainer logs.
+    ``stats``   a dict of diagnostics (floats or detached 0-d tensors, e.g. perplexity) that the
+                trainer converts and logs only on logging steps.
 ``encode(x) -> LongTensor [B, T]`` and ``decode(codes) -> images``; in evaluation mode
 ``decode(encode(x))`` equals ``forward(x).recon`` exactly.
 ``after_step(step) -> dict`` runs after every optimiser step (QG-VAE: gradient accumulation

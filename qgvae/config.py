@@ -78,12 +78,17 @@ def validate_schema(cfg: Mapping[str, Any], schema: Mapping[str, Any], what: str
         raise ConfigError(f"{what}: invalid value at '{_path(err)}': {err.message}")
 
 
+def model_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The constructor arguments a run config's ``model`` section may set."""
+    params = inspect.signature(cls.__init__).parameters
+    return {n: p for n, p in params.items()
+            if n not in ("self", "in_channels", "image_size")
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
 def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> None:
     """Model kwargs must be parameters of the class's constructor, with the default's type."""
-    params = inspect.signature(cls.__init__).parameters
-    accepted = {n: p for n, p in params.items()
-                if n not in ("self", "in_channels", "image_size")
-                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    accepted = model_parameters(cls)
     for key, value in model_cfg.items():
         if key not in accepted:
             raise ConfigError(f"model: unknown key 'model.{key}' for method '{method}'; "
@@ -115,6 +120,11 @@ def resolve(cfg: Mapping[str, Any]) -> dict[str, Any]:
     except KeyError as exc:
         raise ConfigError(f"method: {exc.args[0]}") from None
     check_model_kwargs(resolved["method"], resolved["model"], cls)
+    # Spell out every constructor default, so the saved config is complete and two spellings
+    # of the same model (an explicit default or none) resolve to the same config.
+    defaults = {n: p.default for n, p in model_parameters(cls).items()
+                if p.default is not inspect.Parameter.empty}
+    resolved["model"] = {**defaults, **resolved["model"]}
     return resolved
 
 

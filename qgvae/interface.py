@@ -15,13 +15,14 @@ class ModelOutput:
     recon:  reconstruction ``[B, C, H, W]``.
     losses: named scalar loss terms; the trainer minimises their sum.
     codes:  ``LongTensor [B, T]`` of chosen code indices (``-1``: token unused for that image).
-    stats:  float diagnostics to log (not differentiated).
+    stats:  diagnostics to log: floats or detached 0-d tensors (converted only when logged,
+            so that a training step never waits on the device).
     """
 
     recon: torch.Tensor
     losses: dict[str, torch.Tensor]
     codes: torch.Tensor
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, "float | torch.Tensor"] = field(default_factory=dict)
 
     @property
     def loss(self) -> torch.Tensor:

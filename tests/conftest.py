@@ -19,7 +19,13 @@ def photos_root(tmp_path_factory):
     return root
 
 
-def tiny_run(root, method="qgvae", **train):
+@pytest.fixture
+def tiny_run(photos_root):
+    """Factory: ``tiny_run(method="qgvae", **train_overrides)`` -> a resolved run config."""
+    return lambda method="qgvae", **train: make_tiny_run(photos_root, method, **train)
+
+
+def make_tiny_run(root, method="qgvae", **train):
     """A resolved run config for a model small enough to train a few steps in a second."""
     from qgvae.config import resolve
 

@@ -1,0 +1,324 @@
+"""QG-VAE: the Quantised Global Autoencoder (Elsner et al., arXiv 2407.11913).
+
+image ``[B, c, S, S]`` -> encoder U-Net (+ 1x1 conv of the average-pooled image)
+-> feature map ``[B, C, h, w]`` with ``C = tokens``, ``h = w = S / 2^f``
+-> **transpose**: ``[B, C, h*w]``, every channel becomes one *global* token
+-> per-head affine maps ``R^(h*w) -> R^D`` (``heads`` maps, each shared by ``C / heads``
+   consecutive tokens) -> ``z [B, C, D]``
+-> :class:`~qgvae.quantise.VectorQuantiser` (one codebook per token, learned offset)
+-> [training only, optional: ordering regularisation replaces tokens ``k..C-1``]
+-> per-head affine maps ``R^D -> R^(h*w)`` -> ``[B, C, h, w]``
+-> decoder U-Net upsampling f times (+ 1x1 conv of its input, upsampled) -> image.
+
+No output activation; the loss is ``MSE + 0.25 ||sg[z] - e||^2 + 1.0 ||z - sg[e]||^2``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .blocks import UNet, conv1x1, resize
+from .interface import ModelOutput, TokenAutoencoder
+from .quantise import VectorQuantiser
+
+__all__ = ["QGVAE", "HeadwiseLinear", "to_global_tokens", "from_global_tokens",
+           "to_local_tokens", "from_local_tokens", "prefix_mask", "ordering_mask"]
+
+CODEBOOKS = ("individual", "shared")
+ORDERINGS = ("off", "sample", "batch")
+FILLS = ("zeros", "null")
+
+
+# -- the token transpose --------------------------------------------------------------------
+def to_global_tokens(feat: Tensor) -> Tensor:
+    """``[B, C, h, w] -> [B, C, h*w]``: token ``c`` is channel ``c``'s whole (row-major) map.
+
+    This is the paper's transpose: local tokens would be ``[B, h*w, C]`` (one per position);
+    swapping the two axes makes every channel one token whose features are all positions.
+    """
+    return feat.flatten(2)
+
+
+def from_global_tokens(tokens: Tensor, h: int, w: int) -> Tensor:
+    """Inverse of :func:`to_global_tokens`: ``[B, C, h*w] -> [B, C, h, w]``."""
+    return tokens.unflatten(2, (h, w))
+
+
+def to_local_tokens(feat: Tensor) -> Tensor:
+    """``[B, C, h, w] -> [B, h*w, C]``: one token per position (the "local tokens" ablation)."""
+    return feat.flatten(2).transpose(1, 2)
+
+
+def from_local_tokens(tokens: Tensor, h: int, w: int) -> Tensor:
+    """Inverse of :func:`to_local_tokens`: ``[B, h*w, C] -> [B, C, h, w]``."""
+    return tokens.transpose(1, 2).unflatten(2, (h, w))
+
+
+class HeadwiseLinear(nn.Module):
+    """``heads`` affine maps ``R^in -> R^out``; map ``i`` serves tokens ``[i*T/heads, (i+1)*T/heads)``.
+
+    ``[B, T, in] -> [B, T, out]``; the same as the authors' list of kernel-1 Conv1d (one per head,
+    applied to a contiguous slice of tokens), as one einsum. Initialised like Conv1d / Linear:
+    ``U(-1/sqrt(in), 1/sqrt(in))`` for weight and bias.
+    """
+
+    def __init__(self, heads: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.heads, self.in_features, self.out_features = heads, in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(heads, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(heads, out_features).uniform_(-bound, bound))
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, in_features={self.in_features}, out_features={self.out_features}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        x = x.reshape(b, self.heads, t // self.heads, self.in_features)
+        y = torch.einsum("bhti,hio->bhto", x, self.weight) + self.bias[None, :, None, :]
+        return y.reshape(b, t, self.out_features)
+
+
+# -- ordering regularisation ----------------------------------------------------------------
+def prefix_mask(k: Tensor | int, num_tokens: int, batch: int | None = None,
+                device: torch.device | str | None = None) -> Tensor:
+    """BoolTensor ``[B, T]``: True for the kept tokens ``0..k-1``, False from token ``k`` on.
+
+    ``k`` is an int (same for all samples; then ``batch`` gives B) or a LongTensor ``[B]``.
+    """
+    if not torch.is_tensor(k):
+        k = torch.full((batch or 1,), int(k), dtype=torch.long, device=device)
+    positions = torch.arange(num_tokens, device=k.device)
+    return positions[None, :] < k.reshape(-1, 1)
+
+
+def ordering_mask(batch: int, num_tokens: int, *, mode: str, prob: float = 1 / 3, step: int = 0,
+                  device: torch.device | str | None = None,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Which tokens the decoder sees in one training step: BoolTensor ``[B, T]`` (True = kept).
+
+    - ``"off"``:    everything kept.
+    - ``"sample"``: (authors' code) each sample independently, with probability ``prob``, draws
+      ``k ~ U{1, ..., T-1}`` and loses tokens ``k..T-1``.
+    - ``"batch"``:  (the paper's text, "every third batch") when ``step % 3 == 2`` (``step`` =
+      optimiser steps completed so far, so the 3rd, 6th, ... batch), one ``k ~ U{1, ..., T-1}``
+      for the whole batch; other steps keep everything. ``prob`` is not used.
+    """
+    if mode not in ORDERINGS:
+        raise ValueError(f"ordering mode must be one of {ORDERINGS}, got {mode!r}")
+    full = torch.full((batch,), num_tokens, dtype=torch.long, device=device)
+    if mode == "off" or num_tokens < 2:
+        return prefix_mask(full, num_tokens)
+    if mode == "sample":
+        hit = torch.rand(batch, device=device, generator=generator) < prob
+        k = torch.randint(1, num_tokens, (batch,), device=device, generator=generator)
+        return prefix_mask(torch.where(hit, k, full), num_tokens)
+    if step % 3 != 2:  # mode == "batch"
+        return prefix_mask(full, num_tokens)
+    k = torch.randint(1, num_tokens, (1,), device=device, generator=generator)
+    return prefix_mask(k.expand(batch), num_tokens)
+
+
+# -- the model --------------------------------------------------------------------------------
+class QGVAE(TokenAutoencoder):
+    """Quantised Global Autoencoder.
+
+    Args (keyword-only; the run config's ``model:`` section maps onto them):
+        in_channels:   image channels (1 or 3); given by the dataset.
+        image_size:    image side S (square images); must be divisible by ``2**downscalings``.
+        tokens:        C, channels of the encoder's feature map = number of global tokens
+                       (paper: 64 for MNIST/CIFAR/SVHN/CelebA-64, 256 for ImageNet-128).
+        downscalings:  f, the feature map is ``S / 2^f`` per side (the encoder's first f levels do
+                       not upsample back, the decoder's first f levels do not downsample).
+        code_dim:      D, dimension of each token in quantisation space.
+        codebook_size: K, codewords per codebook.
+        heads:         number of affine maps ``R^(h*w) -> R^D`` (and back); each serves
+                       ``tokens / heads`` consecutive tokens. Ignored with ``global_tokens=False``.
+        blocks:        residual blocks per ResStack of the U-Nets (authors: 1; ImageNet: 2).
+        min_channels:  width of the encoder's top level; doubles per level.
+        max_channels:  width cap of both U-Nets (the decoder runs at this width, authors' code).
+        codebook:      ``"individual"`` (one codebook per token, the paper) or ``"shared"``.
+        groups:        multi-group quantisation (MGVQ): each token split into ``groups``
+                       sub-vectors with their own codebooks; rate ``T * groups * log2(K)``.
+        reset_every:   optimiser steps between codebook resets (0 disables; authors: 100).
+        ordering:      ordering regularisation (training only): ``"off"``; ``"sample"`` (authors'
+                       code: per sample with probability ``ordering_prob``); ``"batch"`` (paper's
+                       text: the whole batch on every third step). See :func:`ordering_mask`.
+        ordering_fill: what replaces the dropped tokens: ``"zeros"`` (authors) or ``"null"``
+                       (a learned null token ``[D]``, SEMANTICIST's nested dropout).
+        ordering_prob: probability per sample for ``ordering="sample"`` (authors: 1/3).
+        global_tokens: True: the paper's global tokens. False: the "local tokens" ablation, the
+                       transpose is switched off and the feature map ``[B, C, h, w]`` is read as
+                       ``h*w`` tokens of dimension C, projected to D by a 1x1 conv; the token
+                       count is then ``h*w`` (choose f so that it matches, e.g. 32 px with f=2
+                       gives 64 local tokens) and ``heads`` is unused.
+        beta_codebook: weight of ``||sg[z] - e||^2`` (authors: 0.25).
+        beta_commit:   weight of ``||z - sg[e]||^2`` (authors: 1.0).
+
+    ``num_tokens`` = T * groups and ``codebook_size`` = K, so ``bits_per_image()`` =
+    ``T * groups * log2(K)`` with T = tokens (global) or h*w (local).
+    """
+
+    def __init__(self, *, in_channels: int, image_size: int, tokens: int = 64,
+                 downscalings: int = 0, code_dim: int = 64, codebook_size: int = 512,
+                 heads: int = 8, blocks: int = 1, min_channels: int = 16,
+                 max_channels: int = 128, codebook: str = "individual", groups: int = 1,
+                 reset_every: int = 100, ordering: str = "off", ordering_fill: str = "zeros",
+                 ordering_prob: float = 1 / 3, global_tokens: bool = True,
+                 beta_codebook: float = 0.25, beta_commit: float = 1.0) -> None:
+        super().__init__()
+        _check_int(in_channels=in_channels, image_size=image_size, tokens=tokens,
+                   code_dim=code_dim, codebook_size=codebook_size, heads=heads, blocks=blocks,
+                   min_channels=min_channels, max_channels=max_channels, groups=groups)
+        _check_int(minimum=0, downscalings=downscalings, reset_every=reset_every)
+        if codebook_size < 2:
+            raise ValueError(f"codebook_size must be >= 2, got {codebook_size}")
+        if image_size % 2 ** downscalings:
+            raise ValueError(f"image_size ({image_size}) must be divisible by "
+                             f"2**downscalings ({2 ** downscalings})")
+        if min_channels > max_channels:
+            raise ValueError(f"min_channels ({min_channels}) > max_channels ({max_channels})")
+        if code_dim % groups:
+            raise ValueError(f"code_dim ({code_dim}) must be divisible by groups ({groups})")
+        if not isinstance(global_tokens, bool):
+            raise ValueError(f"global_tokens must be a bool, got {global_tokens!r}")
+        if global_tokens and tokens % heads:
+            raise ValueError(f"tokens ({tokens}) must be divisible by heads ({heads})")
+        for name, value, allowed in (("codebook", codebook, CODEBOOKS),
+                                     ("ordering", ordering, ORDERINGS),
+                                     ("ordering_fill", ordering_fill, FILLS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not 0.0 <= float(ordering_prob) <= 1.0:
+            raise ValueError(f"ordering_prob must lie in [0, 1], got {ordering_prob}")
+
+        self.in_channels, self.image_size = in_channels, image_size
+        self.downscalings, self.global_tokens = downscalings, global_tokens
+        self.reset_every, self.ordering = reset_every, ordering
+        self.ordering_fill, self.ordering_prob = ordering_fill, float(ordering_prob)
+        self.groups = groups
+        self.feature_size = h = image_size // 2 ** downscalings
+        num_positions = tokens if global_tokens else h * h  # T, tokens before grouping
+        if ordering != "off" and num_positions < 2:
+            raise ValueError("ordering regularisation needs at least 2 tokens")
+
+        unet = dict(min_channels=min_channels, max_channels=max_channels, blocks=blocks)
+        self.encoder = UNet(in_channels=in_channels, out_channels=tokens, size=image_size,
+                            width=min_channels, skip_up=downscalings, **unet)
+        self.encoder_skip = conv1x1(in_channels, tokens)
+        if global_tokens:
+            self.to_code = HeadwiseLinear(heads, h * h, code_dim)
+            self.from_code = HeadwiseLinear(heads, code_dim, h * h)
+        else:
+            self.to_code = conv1x1(tokens, code_dim)
+            self.from_code = conv1x1(code_dim, tokens)
+        self.quantiser = VectorQuantiser(num_tokens=num_positions, dim=code_dim,
+                                         codebook_size=codebook_size, codebook=codebook,
+                                         groups=groups, offset=True, beta_codebook=beta_codebook,
+                                         beta_commit=beta_commit)
+        self.null_token = None
+        if ordering != "off" and ordering_fill == "null":
+            self.null_token = nn.Parameter((torch.rand(code_dim) * 2.0 - 1.0) * 0.5)
+        # The authors' decoder U-Net runs at max_channels from its first level on.
+        self.decoder = UNet(in_channels=tokens, out_channels=in_channels, size=h,
+                            width=max_channels, skip_down=downscalings, **unet)
+        self.decoder_skip = conv1x1(tokens, in_channels)
+
+        self.num_positions = num_positions
+        self.num_tokens = num_positions * groups
+        self.codebook_size = codebook_size
+        self._step = 0  # optimiser steps completed (set by after_step); drives ordering="batch"
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _check_images(self, x: Tensor) -> None:
+        want = (self.in_channels, self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"expected images [B, {want[0]}, {want[1]}, {want[2]}], "
+                             f"got {tuple(x.shape)}")
+
+    def features(self, x: Tensor) -> Tensor:
+        """Encoder: images ``[B, c, S, S]`` -> feature map ``[B, C, h, w]``."""
+        self._check_images(x)
+        feat = self.encoder(x)
+        return feat + resize(self.encoder_skip(x), feat.shape[-2:])
+
+    def to_tokens(self, feat: Tensor) -> Tensor:
+        """Feature map ``[B, C, h, w]`` -> continuous tokens ``z [B, T, D]``."""
+        if self.global_tokens:
+            return self.to_code(to_global_tokens(feat))
+        return to_local_tokens(self.to_code(feat))
+
+    def from_tokens(self, q: Tensor) -> Tensor:
+        """Quantised tokens ``[B, T, D]`` -> images (the decoder half)."""
+        h = self.feature_size
+        if self.global_tokens:
+            feat = from_global_tokens(self.from_code(q), h, h)
+        else:
+            feat = self.from_code(from_local_tokens(q, h, h))
+        img = self.decoder(feat)
+        return img + resize(self.decoder_skip(feat), img.shape[-2:])
+
+    def fill_tokens(self, q: Tensor, keep: Tensor) -> Tensor:
+        """Replace the tokens where ``keep [B, T]`` is False by the ordering fill
+        (the learned null token if ``ordering_fill="null"`` and ordering is on, else zeros)."""
+        fill = self.null_token if self.null_token is not None else q.new_zeros(q.shape[-1])
+        return torch.where(keep[..., None], q, fill.to(q.dtype))
+
+    # -- TokenAutoencoder -------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> ModelOutput:
+        """Reconstruct ``x``. In training mode with ordering on, the dropped tokens get the
+        fill and code ``-1`` (all groups of the token); the quantiser losses still cover them."""
+        out = self.quantiser(self.to_tokens(self.features(x)))
+        q, codes = out.quantised, out.codes
+        if self.training and self.ordering != "off":
+            keep = ordering_mask(x.shape[0], self.num_positions, mode=self.ordering,
+                                 prob=self.ordering_prob, step=self._step, device=x.device)
+            q = self.fill_tokens(q, keep)
+            codes = codes.masked_fill(~keep.repeat_interleave(self.groups, dim=1), -1)
+        recon = self.from_tokens(q)
+        losses = {"mse": F.mse_loss(recon.float(), x.float()),
+                  "codebook": out.loss_codebook, "commit": out.loss_commit}
+        return ModelOutput(recon, losses, codes, {"perplexity": out.perplexity})
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Images -> ``LongTensor [B, T * groups]`` (token-major, groups innermost)."""
+        return self.quantiser.nearest(self.to_tokens(self.features(x)))
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, T * groups]`` -> images; equals ``forward(x).recon`` in eval mode."""
+        return self.from_tokens(self.quantiser.lookup(codes))
+
+    @torch.no_grad()
+    def decode_prefix(self, codes: Tensor, k: int | Tensor) -> Tensor:
+        """Decode with only the first ``k`` tokens (int, or LongTensor ``[B]``); tokens ``k..T-1``
+        get the ordering fill (zeros when ordering is off). For the progressive decomposition."""
+        q = self.quantiser.lookup(codes)
+        kt = torch.as_tensor(k, dtype=torch.long, device=q.device).expand(q.shape[0])
+        if bool(((kt < 0) | (kt > self.num_positions)).any()):
+            raise ValueError(f"k must lie in [0, {self.num_positions}], got {k}")
+        return self.from_tokens(self.fill_tokens(q, prefix_mask(kt, self.num_positions)))
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """Codebook bookkeeping after optimiser step number ``step`` (1-based count of steps done).
+
+        Contract: the trainer calls this after ``optimizer.step()`` but BEFORE ``zero_grad()``,
+        once per step, so the codebook gradients of this step are still in ``.grad``; they are
+        added to the usage counters. Every ``reset_every`` steps (0 disables) the unused codewords
+        are reset; returns ``{"reset_moved": n}`` on those steps, else ``{}``.
+        """
+        self._step = int(step)
+        self.quantiser.accumulate_usage()
+        if self.reset_every > 0 and step > 0 and step % self.reset_every == 0:
+            return {"reset_moved": self.quantiser.reset_unused()}
+        return {}
+
+
+def _check_int(minimum: int = 1, **values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")

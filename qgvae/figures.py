@@ -835,13 +835,3 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=_run)
     return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qgvae-figures")
-    add_arguments(parser)
-    return _run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -789,14 +789,3 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=_run)
     return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qgvae-tables")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return _run(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -14,19 +14,6 @@ from qgvae import evaluate as E
 from qgvae import metrics as M
 
 
-def _weights_missing() -> list[str]:
-    return [str(M.expected_weight_path(k)) for k in ("lpips", "fid")
-            if not M.expected_weight_path(k).is_file()]
-
-
-_MISSING = _weights_missing()
-needs_weights = pytest.mark.skipif(
-    bool(_MISSING),
-    reason=("LPIPS/FID weights not in torch hub cache $TORCH_HOME/hub/checkpoints/"
-            f"{', '.join(p.rsplit('/', 1)[-1] for p in _MISSING)} (looked at {', '.join(_MISSING)}); "
-            "run qgvae fetch-weights"))
-
-
 def make_run(run, n=5, c=3, h=32, t=6, k=16, seed=0, identical=(), run_json=True):
     rng = np.random.default_rng(seed)
     run.mkdir(parents=True, exist_ok=True)
@@ -141,7 +128,7 @@ def test_fetch_weights_cli_reports_missing(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_fetch_weights_cli_with_present_files(tmp_path, monkeypatch, capsys):
     home = tmp_path / "th"
     (home / "hub" / "checkpoints").mkdir(parents=True)
@@ -179,7 +166,7 @@ def test_evaluate_missing_weights_stops_before_computing(tmp_path, monkeypatch):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_evaluate_names_the_fid_file_when_only_it_is_missing(tmp_path, monkeypatch, capsys):
     home = tmp_path / "th"
     (home / "hub" / "checkpoints").mkdir(parents=True)
@@ -217,7 +204,7 @@ def fd_spy(monkeypatch):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_evaluate_run_end_to_end_rgb(tmp_path, fd_spy):
     run = tmp_path / "run"
     orig, rec, codes = make_run(run, n=4, c=3, h=32)
@@ -277,7 +264,7 @@ def test_evaluate_run_end_to_end_rgb(tmp_path, fd_spy):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_evaluate_cli_grayscale_native_only(tmp_path, fd_spy, capsys):
     """Through the CLI: 28x28 grayscale (MNIST-like) is repeated to RGB, native LPIPS is
     unavailable (AlexNet needs >= 31 px), a pixel-identical pair gives PSNR inf, and
@@ -315,7 +302,7 @@ def test_evaluate_rejects_bad_arguments(tmp_path):
         E.evaluate_run(tmp_path / "run", batch_size=0)
 
 
-@needs_weights
+@pytest.mark.weights
 def test_stats_cache_gives_identical_rfid(tmp_path):
     """A cache hit for the originals' Inception statistics changes no number."""
     from qgvae.evaluate import evaluate_run

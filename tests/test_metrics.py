@@ -23,19 +23,6 @@ from qgvae import metrics as M
 # ------------------------------------------------------------------------------------------------
 
 
-def _weights_missing() -> list[str]:
-    return [str(M.expected_weight_path(k)) for k in ("lpips", "fid")
-            if not M.expected_weight_path(k).is_file()]
-
-
-_MISSING = _weights_missing()
-needs_weights = pytest.mark.skipif(
-    bool(_MISSING),
-    reason=("LPIPS/FID weights not in torch hub cache $TORCH_HOME/hub/checkpoints/"
-            f"{', '.join(p.rsplit('/', 1)[-1] for p in _MISSING)} (looked at {', '.join(_MISSING)}); "
-            "run qgvae fetch-weights"))
-
-
 def u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
@@ -328,7 +315,8 @@ def test_frechet_matches_pytorch_fid():
 def test_frechet_imaginary_component_raises():
     # sqrtm(diag(1, -1)) = diag(1, i): a large imaginary diagonal is an error, as in pytorch-fid
     with pytest.raises(ValueError, match="Imaginary component"):
-        M.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -1.0]))
+        M.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -1.0]),
+                           method="sqrtm")
 
 
 def test_frechet_non_finite_root_adds_eps(monkeypatch):
@@ -344,7 +332,8 @@ def test_frechet_non_finite_root_adds_eps(monkeypatch):
 
     monkeypatch.setattr(linalg, "sqrtm", fake_sqrtm)
     s1, s2 = np.diag([1.0, 2.0]), np.diag([3.0, 4.0])
-    value, info = M.frechet_distance_info(np.zeros(2), s1, np.ones(2), s2, eps=1e-3)
+    value, info = M.frechet_distance_info(np.zeros(2), s1, np.ones(2), s2, eps=1e-3,
+                                          method="sqrtm")
     assert info["eps_offset_added"] and len(calls) == 2
     np.testing.assert_allclose(calls[1], (s1 + 1e-3 * np.eye(2)) @ (s2 + 1e-3 * np.eye(2)))
     v1, v2 = np.array([1.0, 2.0]), np.array([3.0, 4.0])
@@ -500,7 +489,7 @@ def _structured(h: int = 64) -> np.ndarray:
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_lpips_zero_for_identical_and_monotone_in_noise(lpips_metric):
     base = torch.from_numpy(_structured())[None]
     gen = torch.Generator().manual_seed(0)
@@ -516,7 +505,7 @@ def test_lpips_zero_for_identical_and_monotone_in_noise(lpips_metric):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_lpips_equals_lpips_package_default_loading(lpips_metric):
     import lpips
 
@@ -537,7 +526,7 @@ def test_lpips_equals_lpips_package_default_loading(lpips_metric):
 
 
 @pytest.mark.weights
-@needs_weights
+@pytest.mark.weights
 def test_inception_stats_equal_pytorch_fid_on_png_folder(inception, tmp_path):
     """Our uint8 -> Inception -> GaussianStats path equals pytorch-fid's own
     calculate_activation_statistics on PNG files of the same (grayscale) images."""

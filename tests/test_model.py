@@ -13,16 +13,6 @@ from qgvae.interface import ModelOutput, TokenAutoencoder
 from qgvae.model import (QGVAE, HeadwiseLinear, from_global_tokens, from_local_tokens,
                          ordering_mask, prefix_mask, to_global_tokens, to_local_tokens)
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread (the brief allows at most 2): on the shared 2-core machine the
-    tiny ops here run ~10x faster single-threaded than with OpenMP threads spinning on busy
-    cores. Restored after every test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SMALL = dict(min_channels=8, max_channels=32)
 
 

@@ -9,17 +9,6 @@ from hypothesis import strategies as st
 
 from qgvae.quantise import QuantiserOutput, VectorQuantiser
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread (the brief allows at most 2): on the shared 2-core machine the
-    tiny ops here run ~10x faster single-threaded than with OpenMP threads spinning on busy
-    cores. Restored after every test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- independent references ------------------------------------------------------------------
 def nearest_codes_numpy(z: np.ndarray, books: np.ndarray, codebook: str, groups: int):
     """Brute force in float64: z [B, T, D], books [N, K, D/groups] -> (codes [B, T*groups],

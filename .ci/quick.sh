@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf results/* reports/* .snakemake/locks
 start=$(date +%s)
-timeout 1500 snakemake --cores 2 --configfile config/quick.yaml all
+timeout 1500 snakemake --cores 2 all --configfile config/quick.yaml
 echo "quick workflow: $(( $(date +%s) - start )) s"
 test -s reports/tables.tex
 if command -v pdflatex >/dev/null 2>&1; then

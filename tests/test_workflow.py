@@ -1,0 +1,332 @@
+"""The Snakemake workflow: which jobs each target schedules, config validation, lint, profile,
+and (slow) the quick configuration end to end.
+
+The dry runs call the `snakemake` beside this Python (the project's environment) in the
+repository; they need the package importable, but no data, weights or results (``--forceall``
+makes the job counts independent of what already exists).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qgvae.experiments import build_plan, runs_for
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+PAPER = REPO / "config" / "config.yaml"
+QUICK = REPO / "config" / "quick.yaml"
+PROFILE = REPO / "workflow" / "profiles" / "default"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the `qgvae` command
+    return env
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def dry_run(target: str, configfile: Path | None = None) -> str:
+    """Output of a forced dry run of ``target`` (every job of the target, done or not)."""
+    args = ["--dry-run", "--forceall", "--printshellcmds", "--cores", "1", target]
+    if configfile is not None:
+        args += ["--configfile", str(configfile)]
+    res = snakemake(*args)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    return out
+
+
+def job_counts(output: str) -> Counter:
+    """The 'Job stats' table of a dry run as {rule: count} (without the 'total' row)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    counts: Counter = Counter()
+    for line in lines[start + 3:]:  # skip "job count" and the dashes
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    assert counts, f"no job stats in:\n{output[-2000:]}"
+    return counts
+
+
+def trained_runs(output: str) -> set[str]:
+    """Run folders whose training the dry run schedules."""
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", output)
+    return {m.group(1) for block in blocks if re.match(r"(?:local)?rule train:", block)
+            for m in re.finditer(r"output: (\S+)/model\.pt", block)}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def paper_plan():
+    return build_plan(load(PAPER))
+
+
+@pytest.fixture(scope="module")
+def paper_all():
+    return dry_run("all")
+
+
+@pytest.fixture(scope="module")
+def quick_all():
+    return dry_run("all", QUICK)
+
+
+# ---------------------------------------------------------------------------------------------
+# Job counts of the paper's DAG
+
+
+def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
+    cfg = load(PAPER)
+    seeds = len(cfg["seeds"])
+    # Hand count of distinct training configurations in config/config.yaml:
+    #   Table 1: 4 datasets x 5 methods                                   = 20
+    #   Table 2: 2 datasets x 2 budgets x (qgvae, dqvae), none in Table 1  =  8
+    #   ablations on CIFAR-10, new configurations only (the QG-VAE / VQ-VAE defaults are
+    #   Table 1's CIFAR-10 runs): codebooks 3-1, heads 4-1, reset_interval 4-1, ordering 4-1,
+    #   tokens (5-1 QG-VAE + 3-1 VQ-VAE), global_local 3-1 = 2+3+3+3+6+2   = 19
+    #   (20 + 8 + 19) configurations x 3 seeds                             = 141
+    hand = (4 * 5 + 2 * 2 * 2 + (2 + 3 + 3 + 3 + 6 + 2)) * seeds
+    assert seeds == 3 and hand == 141
+    assert len(paper_plan["runs"]) == hand
+
+    counts = job_counts(paper_all)
+    assert counts["train"] == hand
+    assert counts["reconstruct"] == hand
+    assert counts["evaluate"] == hand
+    assert trained_runs(paper_all) == set(paper_plan["runs"])
+    assert counts["prepare_data"] == 4                # mnist, cifar10, svhn, celeba64
+    assert counts["fetch_weights"] == 1
+    assert counts["plan"] == 1
+    tables = len(paper_plan["tables"])                # table1, table2, 6 ablations
+    assert tables == 8
+    assert counts["table_plan"] == tables and counts["table"] == tables
+    assert counts["tables"] == 1 and counts["report_document"] == 1
+    assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 6
+    assert counts["summary_figure"] == 5
+
+
+def test_paper_plan_cells_per_table(paper_plan):
+    # Cells per table as configured; runs per table = distinct cells x seeds.
+    cells = {name: len(c) for name, c in paper_plan["tables"].items()}
+    assert cells == {"table1": 20, "table2": 8, "ablation_codebooks": 3, "ablation_heads": 4,
+                     "ablation_reset_interval": 4, "ablation_ordering": 4, "ablation_tokens": 8,
+                     "ablation_global_local": 3}
+    # A default-valued ablation cell is Table 1's run (same folder), not a second training.
+    t1 = set(runs_for(paper_plan, "table1"))
+    heads = runs_for(paper_plan, "ablation_heads")
+    assert len(heads) == 12 and len(set(heads) & t1) == 3
+
+
+@pytest.mark.parametrize("target, n_runs", [
+    ("ablation_heads", 12),      # heads 1, 8 (Table 1's CIFAR-10 QG-VAE), 32, 64 x 3 seeds
+    ("table2", 24),              # 8 cells x 3 seeds
+])
+def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
+    out = dry_run(target)
+    counts = job_counts(out)
+    runs = set(runs_for({"tables": {target: paper_plan["tables"][target]}}))
+    assert len(runs) == n_runs
+    assert counts["train"] == counts["reconstruct"] == counts["evaluate"] == n_runs
+    assert trained_runs(out) == runs
+    assert counts["table"] == 1 and counts["table_plan"] == 1
+    # nothing of other targets: no combined tables, report, summary or other figures
+    for rule in ("tables", "report_document", "summary_figure", "recon_grid", "plan"):
+        assert counts[rule] == 0, rule
+    assert counts["ablation_figure"] == (1 if target.startswith("ablation_") else 0)
+    datasets = {paper_plan["runs"][r]["dataset"] for r in runs}
+    assert counts["prepare_data"] == len(datasets)
+
+
+def test_ablations_target_is_the_union_of_the_axes(paper_plan):
+    counts = job_counts(dry_run("ablations"))
+    runs = runs_for(paper_plan, "ablation_")
+    assert counts["train"] == len(runs) == 63  # 19 new configurations + the 2 defaults, x 3
+    assert counts["ablation_figure"] == 6 and counts["table"] == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# The quick configuration: the same DAG at toy scale
+
+
+def test_quick_config_has_the_papers_dag_shape(paper_all, quick_all):
+    quick, paper = job_counts(quick_all), job_counts(paper_all)
+    assert set(quick) == set(paper)                       # every rule of the paper's DAG
+    cfg = load(QUICK)
+    plan = build_plan(cfg)
+    assert cfg["seeds"] == [0] and set(cfg["datasets"]) == {"photos"}
+    assert set(cfg["table1"]["methods"]) | {"dqvae"} == set(load(PAPER)["methods"])
+    assert set(cfg["ablations"]["axes"]) == set(load(PAPER)["ablations"]["axes"])
+    assert all(len(a["values"]) == 2 for a in cfg["ablations"]["axes"].values())
+    assert all(r["config"]["train"]["max_steps"] <= 300 for r in plan["runs"].values())
+    # Table 1 (5) + Table 2's DQ-VAE (1; its QG-VAE is the default) + one new run per ablation
+    # axis (6) + the 64-token VQ-VAE of the tokens axis (1) = 13 runs, each trained once.
+    assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1
+    assert quick["prepare_data"] == 1
+
+
+def test_eval_settings_reach_reconstruct_and_evaluate_not_training(quick_all):
+    # eval settings changed -> only reconstruct/evaluate re-run (params trigger), no retraining
+    out = quick_all
+    train = re.findall(r"qgvae train --config-json '(\{.*?\})' --out", out)
+    assert train and all('"eval"' not in cmd for cmd in train)
+    assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 64 ", out)
+    assert re.search(r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae --fid-n 32 ", out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad configurations fail before any job, naming the key
+
+
+def _mutate(cfg, path, value):
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+_DELETE = object()
+
+BAD = {
+    "unknown top-level key": (("bogus_key",), 1, "bogus_key"),
+    "unknown train key": (("defaults", "train", "learning_rate"), 1.0e-3, "learning_rate"),
+    "unknown resources key": (("resources", "train", "gpus"), 2, "gpus"),
+    "wrong type (seeds)": (("seeds",), "zero", "seeds"),
+    "wrong type (epochs)": (("defaults", "train", "epochs"), "many", "epochs"),
+    "unknown method in table1": (("table1", "methods"), ["vqvae", "vqgan"], "vqgan"),
+    "unknown method under methods": (("methods", "vqgan"), {}, "vqgan"),
+    "unknown dataset in table1": (("table1", "datasets"), ["mnist", "imagenet"], "imagenet"),
+    "dataset without an entry": (("datasets", "svhn"), _DELETE, "svhn"),
+    "unknown model key": (("methods", "qgvae", "model", "num_heads"), 8, "num_heads"),
+    "wrong model type": (("methods", "qgvae", "model", "tokens"), "many", "tokens"),
+    "unquoted (integer) label": (
+        ("ablations", "axes", "heads", "values"), {8: {"qgvae": {}}}, "heads.values"),
+    "unknown ablation model key": (
+        ("ablations", "axes", "heads", "values", "32", "qgvae", "model", "n_heads"), 32, "n_heads"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_fails_before_any_job(tmp_path, case):
+    path, value, key = BAD[case]
+    cfg = copy.deepcopy(load(PAPER))
+    _mutate(cfg, path, value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = snakemake("--dry-run", "--cores", "1", "all", "--configfile", str(bad))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-2000:]
+    assert key in out, out[-3000:]
+    assert "Job stats" not in out and "rule train" not in out
+    # (the unmodified config passes: test_paper_dag_trains_every_run_once)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lint and profile
+
+
+def test_lint_is_clean():
+    res = snakemake("--lint")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "Lints for" not in out, out[-4000:]
+
+
+def test_workflow_profile_defaults():
+    prof = load(PROFILE / "config.yaml")
+    assert "code" not in prof["rerun-triggers"]            # code edits must not retrain
+    assert set(prof["rerun-triggers"]) == {"mtime", "params", "input"}
+    assert "gpu=1" in prof["resources"]
+    assert prof["rerun-incomplete"] is True and prof["keep-going"] is False
+    out = snakemake("--dry-run", "--cores", "1", "table2", "--workflow-profile", str(PROFILE))
+    assert out.returncode == 0 and "Using workflow specific profile" in out.stdout + out.stderr
+
+
+def test_workflow_profile_is_found_without_naming_it():
+    """Snakemake 9 looks for profiles/default beside the Snakefile: the top-level `profiles`
+    link to workflow/profiles makes `snakemake --cores 8 all` use the local defaults."""
+    out = snakemake("--dry-run", "--cores", "1", "table2")
+    assert "Using workflow specific profile" in out.stdout + out.stderr
+
+
+def test_every_rule_logs_and_heavy_rules_benchmark():
+    text = {p.name: p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk")}
+    rules = re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", "".join(text.values()), re.M | re.S)
+    assert len(rules) >= 12
+    for name, body in rules:
+        assert "    log:" in body, name
+    heavy = {name: body for name, body in rules if name in ("train", "reconstruct", "evaluate")}
+    assert len(heavy) == 3
+    for name, body in heavy.items():
+        assert "    benchmark:" in body and "gpu=" in body and "runtime=" in body, name
+
+
+# ---------------------------------------------------------------------------------------------
+# The quick configuration end to end (minutes; needs the LPIPS / FID weights)
+
+
+def _weights_present() -> bool:
+    from qgvae.metrics import expected_weight_path
+
+    return all(expected_weight_path(k).is_file() for k in ("lpips", "fid"))
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_quick_workflow_end_to_end(tmp_path):
+    if not _weights_present():
+        pytest.skip("LPIPS / FID weights not in the torch hub cache (qgvae fetch-weights)")
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    res = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                    "--workflow-profile", str(PROFILE), "--cores", "2", "all",
+                    "--configfile", str(tmp_path / "config" / "quick.yaml"),
+                    cwd=tmp_path, timeout=1800)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-6000:]
+    tables = tmp_path / "reports" / "tables.tex"
+    assert tables.is_file() and tables.stat().st_size > 0
+    assert (tmp_path / "reports" / "report.tex").is_file()
+    for axis in load(QUICK)["ablations"]["axes"]:
+        assert (tmp_path / "reports" / "figures" / f"ablation_{axis}.png").is_file()
+    # nothing left to do
+    again = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                      "--dry-run", "--cores", "2", "all",
+                      "--configfile", str(tmp_path / "config" / "quick.yaml"), cwd=tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # the HTML report of what was built
+    html = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                     "--report", str(tmp_path / "reports" / "report.html"),
+                     "--configfile", str(tmp_path / "config" / "quick.yaml"), cwd=tmp_path)
+    assert html.returncode == 0, (html.stdout + html.stderr)[-4000:]
+    # tables.tex compiles
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "doc.tex"
+        doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+                       "\\begin{document}\n\\input{" + tables.as_posix() + "}\n\\end{document}\n")
+        tex = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                              doc.name], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+        assert tex.returncode == 0, tex.stdout[-3000:]

@@ -1,0 +1,21 @@
+# Datasets: downloaded once into DATA_ROOT/qgvae-cache/<dataset>/ (train/val/test .npy and a
+# manifest). A local rule, because downloads need the internet, which cluster nodes often lack.
+
+
+rule prepare_data:
+    output:
+        manifest=f"{DATA_ROOT}/qgvae-cache/{{dataset}}/manifest.json",
+    params:
+        root=lambda wildcards, output: output.manifest.rsplit("/qgvae-cache/", 1)[0],
+    log:
+        f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
+    localrule: True
+    threads: RESOURCES["prepare_data"]["threads"]
+    resources:
+        mem_mb=RESOURCES["prepare_data"]["mem_mb"],
+        runtime=RESOURCES["prepare_data"]["runtime"],
+    conda:
+        ENV
+    shell:
+        "qgvae prepare-data {wildcards.dataset} --root {params.root:q} --workers {threads}"
+        " > {log:q} 2>&1"

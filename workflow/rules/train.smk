@@ -1,0 +1,36 @@
+# Training: one job per run folder of the plan.
+#
+# `qgvae train` writes run.json, config.yaml, train_log.jsonl and checkpoint.pt while it works and
+# model.pt atomically last, and resumes from checkpoint.pt. Only model.pt is declared: Snakemake
+# deletes the declared outputs of a failed job, and the checkpoint must survive for resumption
+# (after a crash, a kill or a SLURM time limit, rerunning the job continues where it stopped).
+#
+# params.cfg is the run's resolved config (without `eval`, which reaches reconstruct/evaluate as
+# flags): with the `params` rerun trigger (workflow profile), a run retrains exactly when its
+# configuration changes. A change to what is trained also changes the variant folder (build_plan's
+# digest), so it starts a new run beside the old one; the trigger then catches the rest (e.g. the
+# data root or the checkpoint cadence).
+
+
+rule train:
+    input:
+        data=ancient(run_manifest),
+    output:
+        model=f"{RUN}/model.pt",
+    params:
+        cfg=train_config_json,
+        run_dir=lambda wildcards, output: os.path.dirname(output.model),
+    log:
+        f"{RESULTS}/logs/train/{RUN_KEY}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{RUN_KEY}.tsv"
+    threads: RESOURCES["train"]["threads"]
+    resources:
+        gpu=RESOURCES["train"]["gpu"],
+        mem_mb=RESOURCES["train"]["mem_mb"],
+        runtime=RESOURCES["train"]["runtime"],
+    conda:
+        ENV
+    shell:
+        # Appends: a resumed run keeps the log of the attempts before it.
+        "qgvae train --config-json {params.cfg:q} --out {params.run_dir:q} >> {log:q} 2>&1"

@@ -339,7 +339,8 @@ def evaluate_run(run_dir: str | Path, *, protocols: Sequence[str] = PROTOCOLS,
                     _save_real_stats(stats_cache, orig[:fid_n], p, inception, real_mean, real_cov)
                 else:
                     real_mean, real_cov = cached[p]
-                value, info = M.frechet_distance_info(real_mean, real_cov, fake.mean(), fake.cov())
+                value, info = M.frechet_distance_info(real_mean, real_cov, fake.mean(), fake.cov(),
+                                                      factor2=fake.factor())
                 entry["rfid"] = {"value": value, "n": fid_n, **info,
                                  "originals_stats_cached": cached[p] is not None}
             else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import warnings
@@ -471,6 +472,7 @@ class GaussianStats:
         self._shift = None
         self._sum = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         self._outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        self._kept: list | None = []  # the features themselves while n <= dim (see factor())
 
     def update(self, features: Any) -> None:
         import torch
@@ -487,6 +489,20 @@ class GaussianStats:
         self._sum += xc.sum(0)
         self._outer += xc.T @ xc
         self.n += x.shape[0]
+        if self._kept is not None:
+            self._kept = self._kept + [xc] if self.n <= self.dim else None
+
+    def factor(self) -> np.ndarray | None:
+        """``B [dim, n]`` with ``cov() == B @ B.T`` while ``2 <= n <= dim``, else None.
+
+        The covariance of n <= dim samples has rank < n; this factor lets
+        :func:`frechet_distance_info` work with an n x n matrix instead of dim x dim ones.
+        """
+        if self._kept is None or self.n < 2:
+            return None
+        xc = torch_cat(self._kept)
+        xc = xc - xc.mean(0)
+        return (xc.T / math.sqrt(self.n - 1)).cpu().numpy()
 
     def mean(self) -> np.ndarray:
         if self.n == 0:
@@ -500,6 +516,12 @@ class GaussianStats:
         c = (self._outer - torch_outer(self._sum, self._sum) / self.n) / (self.n - 1)
         c = 0.5 * (c + c.T)
         return c.cpu().numpy()
+
+
+def torch_cat(tensors: list) -> "torch.Tensor":
+    import torch
+
+    return torch.cat(tensors)
 
 
 def torch_outer(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
@@ -522,8 +544,8 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
 
 
 def frechet_distance_info(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                          sigma2: np.ndarray, eps: float = 1e-6,
-                          method: str = "eigh") -> tuple[float, dict[str, Any]]:
+                          sigma2: np.ndarray, eps: float = 1e-6, method: str = "eigh",
+                          factor2: np.ndarray | None = None) -> tuple[float, dict[str, Any]]:
     """Frechet distance ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))``.
 
     ``method="eigh"`` (default): the trace term from :func:`trace_sqrt_product`.
@@ -531,6 +553,10 @@ def frechet_distance_info(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     ``scipy.linalg.sqrtm`` of the product; if the result is not finite, ``eps`` is added to both
     diagonals and it is recomputed; an imaginary part is dropped if the diagonal's imaginary
     parts are within 1e-3 of zero, otherwise ``ValueError``.
+    ``factor2`` (optional, ``[d, n]`` with ``sigma2 == factor2 @ factor2.T``, from
+    :meth:`GaussianStats.factor` when n <= d): with ``method="eigh"``, the nonzero eigenvalues of
+    ``S1 S2`` are those of the n x n matrix ``B^T S1 B``, so the trace term costs an n x n
+    eigendecomposition instead of two d x d ones. Same quantity, exactly.
     Returns ``(distance, info)``; info records the method, whether the offset was needed and the
     largest imaginary magnitude that was dropped."""
     from scipy import linalg
@@ -547,8 +573,14 @@ def frechet_distance_info(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
                             "max_abs_imag_dropped": 0.0}
     diff = mu1 - mu2
     if method == "eigh":
-        value = float(diff.dot(diff) + np.trace(s1) + np.trace(s2)
-                      - 2.0 * trace_sqrt_product(s1, s2))
+        if factor2 is not None:
+            b = np.asarray(factor2, dtype=np.float64)
+            lam = np.linalg.eigvalsh(b.T @ s1 @ b)
+            tr_sqrt = float(np.sqrt(np.clip(lam, 0, None)).sum())
+            info["method"] = "eigh-lowrank"
+        else:
+            tr_sqrt = trace_sqrt_product(s1, s2)
+        value = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt)
         return value, info
     if method != "sqrtm":
         raise ValueError(f"method must be 'eigh' or 'sqrtm', got {method!r}")

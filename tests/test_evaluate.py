@@ -195,8 +195,10 @@ def fd_spy(monkeypatch):
     frechet_distance is tested in test_metrics.py against closed forms and pytorch-fid."""
     calls = []
 
-    def spy(mu1, s1, mu2, s2, eps=1e-6):
+    def spy(mu1, s1, mu2, s2, eps=1e-6, factor2=None):
         calls.append((mu1, s1, mu2, s2))
+        if factor2 is not None:  # the low-rank factor must describe the same covariance
+            np.testing.assert_allclose(factor2 @ factor2.T, s2, atol=1e-9)
         return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)), {"stand_in": True}
 
     monkeypatch.setattr(M, "frechet_distance_info", spy)

@@ -564,3 +564,31 @@ def test_eigh_frechet_matches_pytorch_fid_sqrtm_route():
         assert frechet_distance(*args) == pytest.approx(ref, rel=1e-6, abs=1e-6)
     with pytest.raises(ValueError, match="method"):
         frechet_distance(*args, method="nope")
+
+
+def test_lowrank_frechet_equals_full_when_n_is_below_dim():
+    """With n <= d samples on one side, the n x n route gives the full-rank route's distance."""
+    rng = np.random.default_rng(11)
+    d = 96
+    real = rng.normal(size=(400, d))
+    fake = rng.normal(size=(30, d)) * 1.3 + 0.2
+    st = M.GaussianStats(d)
+    st.update(fake[:10])
+    st.update(fake[10:])
+    b = st.factor()
+    np.testing.assert_allclose(b @ b.T, np.cov(fake, rowvar=False), atol=1e-12)
+    args = (real.mean(0), np.cov(real, rowvar=False), st.mean(), st.cov())
+    full = M.frechet_distance(*args, method="sqrtm")
+    low, info = M.frechet_distance_info(*args, factor2=b)
+    assert info["method"] == "eigh-lowrank"
+    # independent reference: Tr sqrtm(S1 S2) = nuclear norm of S1^1/2 B (singular values)
+    w, u = np.linalg.eigh(args[1])
+    nuclear = np.linalg.svd((u * np.sqrt(w)) @ u.T @ b, compute_uv=False).sum()
+    dm = args[0] - args[2]
+    assert low == pytest.approx(dm @ dm + np.trace(args[1]) + np.trace(args[3]) - 2 * nuclear,
+                                rel=1e-12)
+    # the d x d routes add sqrt(round-off) from the ~d - n zero eigenvalues: 1e-8 relative here
+    assert low == pytest.approx(full, rel=1e-7)
+    big = M.GaussianStats(4)
+    big.update(rng.normal(size=(5, 4)))
+    assert big.factor() is None  # n > dim: no factor, the d x d route is used

@@ -589,8 +589,9 @@ def table1_tables(plan: Mapping[str, Any], pv: Mapping[str, Any], protocol: str,
         name = f"table1_{ds}"
         src = _sources(named)
         if compare:
+            where = f"lines {lines}" if lines else "(no table for this dataset)"
             src.append(f"paper: {(pv.get('source') or {}).get('file', 'paper_values.yaml')} "
-                       f"lines {lines} via config/paper_values.yaml")
+                       f"{where} via config/paper_values.yaml")
         out[name] = _table_env(name, " ".join(x for x in cap if x), body, notes, src, protocol)
     return out
 

@@ -191,7 +191,8 @@ def test_eval_settings_reach_reconstruct_and_evaluate_not_training(quick_all):
     train = re.findall(r"qgvae train --config-json '(\{.*?\})' --out", out)
     assert train and all('"eval"' not in cmd for cmd in train)
     assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 64 ", out)
-    assert re.search(r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae --fid-n 32 ", out)
+    assert re.search(r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae native "
+                     r"--stats-cache results/quick/\.fid-stats --fid-n 32 ", out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,9 +58,8 @@ def reconstruct_run(run_dir: str | Path, *, test_n: int | None = None, batch_siz
                    codebook_size=np.int64(model.codebook_size),
                    bits_per_image=np.float64(model.bits_per_image()))
 
-    show = test[:n_show].to(dev).float().div_(255)
-    show_codes = codes_all[:n_show].to(dev)
-    arrays: dict[str, np.ndarray] = {"show_index": np.arange(len(show)),
+    show_codes = codes_all[:n_show].to(dev)  # the shown images are decoded from their codes
+    arrays: dict[str, np.ndarray] = {"show_index": np.arange(len(show_codes)),
                                      "influence": token_influence(model, show_codes)}
     if hasattr(model, "decode_prefix"):
         ks = progressive_steps(model.num_tokens)

@@ -1,4 +1,4 @@
-"""Run configuration: defaults, validation (JSON schema + the method's constructor) and variant names.
+"""Run configuration: defaults and validation (JSON schema + the method's constructor).
 
 A run config is one mapping with the keys ``method``, ``dataset``, ``data_root``, ``seed``,
 ``model`` (keyword arguments of the method's model class), ``train`` and ``eval``
@@ -7,7 +7,6 @@ A run config is one mapping with the keys ``method``, ``dataset``, ``data_root``
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import json
 from importlib import resources
@@ -138,28 +137,3 @@ def load(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return resolve(raw or {})
-
-
-def variant_name(overrides: Mapping[str, Any] | None) -> str:
-    """Folder name for a set of overrides: readable, and unique per configuration.
-
-    ``{}`` -> ``default``; otherwise the flattened ``key-value`` pairs (sorted) followed by an
-    8-hex digest of the canonical JSON, so two different configurations never share a folder.
-    """
-    if not overrides:
-        return "default"
-    flat: list[str] = []
-
-    def walk(prefix: str, obj: Any) -> None:
-        if isinstance(obj, Mapping):
-            for k in sorted(obj):
-                walk(f"{prefix}{k}." if not prefix else f"{prefix}{k}.", obj[k])
-        else:
-            key = prefix.rstrip(".").split(".")[-1]
-            flat.append(f"{key}-{obj}")
-
-    walk("", overrides)
-    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
-    readable = "_".join(flat).replace("/", "-").replace(" ", "")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in readable)[:80]
-    return f"{safe}_{digest}"

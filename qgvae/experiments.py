@@ -74,17 +74,35 @@ def config_diff(base: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def readable_label(diff: Mapping[str, Any]) -> str:
+    """``{}`` -> ``default``; else the sorted leaf ``key-value`` pairs, e.g. ``heads-32``.
+
+    Only for people reading folder names: uniqueness comes from the digest beside it.
+    """
+    flat: list[str] = []
+
+    def walk(obj: Any, key: str) -> None:
+        if isinstance(obj, Mapping):
+            for k in sorted(obj):
+                walk(obj[k], k)
+        else:
+            flat.append(f"{key}-{obj}")
+
+    walk(diff, "")
+    if not flat:
+        return "default"
+    readable = "_".join(flat).replace("/", "-").replace(" ", "")
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in readable)[:80]
+
+
 def variant(base: Mapping[str, Any], resolved: Mapping[str, Any]) -> str:
     """``<readable difference from the method's base config>_<training digest>``.
 
     The readable part comes from the resolved configs, not from how the overrides were written,
     so an ablation value that equals the default lands in the default's folder.
     """
-    diff = config_diff(_strip(base), _strip(resolved))
-    readable = run_config.variant_name(diff)
-    if readable != "default":
-        readable = readable.rsplit("_", 1)[0]
-    return f"{readable}_{training_digest(resolved)}"
+    label = readable_label(config_diff(_strip(base), _strip(resolved)))
+    return f"{label}_{training_digest(resolved)}"
 
 
 def resolve_run(wcfg: Mapping[str, Any], dataset: str, method: str,

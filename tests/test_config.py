@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from qgvae import experiments
-from qgvae.config import ConfigError, resolve, variant_name
+from qgvae.config import ConfigError, resolve
 
 
 def test_defaults_are_the_papers():
@@ -30,11 +30,17 @@ def test_bad_configs_name_the_key(bad, key):
 
 
 def test_variant_names_are_unique_and_readable():
-    assert variant_name({}) == "default"
-    a = variant_name({"model": {"heads": 32}})
-    assert a.startswith("heads-32_")
-    assert a != variant_name({"model": {"heads": 64}})
-    assert variant_name({"model": {"heads": 32}}) == a
+    base = resolve({"method": "qgvae", "dataset": "cifar10"})
+    h32 = resolve({"method": "qgvae", "dataset": "cifar10", "model": {"heads": 32}})
+    h64 = resolve({"method": "qgvae", "dataset": "cifar10", "model": {"heads": 64}})
+    assert experiments.variant(base, base).startswith("default_")
+    assert experiments.variant(base, h32).startswith("heads-32_")
+    assert experiments.variant(base, h32) != experiments.variant(base, h64)
+    assert experiments.variant(base, h32) == experiments.variant(base, dict(h32))
+    # the readable part names nested keys by their leaf; the digest keeps different configs apart
+    assert experiments.readable_label({"model": {"heads": 8, "codebook": "shared"}}) == \
+        "codebook-shared_heads-8"
+    assert experiments.readable_label({}) == "default"
 
 
 def _wcfg(**extra):

@@ -14,7 +14,6 @@ depend on pixel values. CUDA timings synchronise only at the start and end of ea
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 

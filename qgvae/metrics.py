@@ -498,9 +498,11 @@ class GaussianStats:
         The covariance of n <= dim samples has rank < n; this factor lets
         :func:`frechet_distance_info` work with an n x n matrix instead of dim x dim ones.
         """
+        import torch
+
         if self._kept is None or self.n < 2:
             return None
-        xc = torch_cat(self._kept)
+        xc = torch.cat(self._kept)
         xc = xc - xc.mean(0)
         return (xc.T / math.sqrt(self.n - 1)).cpu().numpy()
 
@@ -516,12 +518,6 @@ class GaussianStats:
         c = (self._outer - torch_outer(self._sum, self._sum) / self.n) / (self.n - 1)
         c = 0.5 * (c + c.T)
         return c.cpu().numpy()
-
-
-def torch_cat(tensors: list) -> "torch.Tensor":
-    import torch
-
-    return torch.cat(tensors)
 
 
 def torch_outer(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from .tables import (DDOF, PROTOCOLS, dataset_name, latex_escape, latex_path, latex_prose,
                      load_paper_values, method_name, read_json)

@@ -54,6 +54,26 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> d
     return out
 
 
+# Keys of a resolved run config that do not change what is trained: the seed (runs of one
+# configuration differ only by it and live in seed<k>/ folders), evaluation settings, where the
+# data lives, the device, and the logging / checkpoint cadence.
+NOT_TRAINING = (("seed",), ("eval",), ("data_root",), ("train", "device"),
+                ("train", "log_every"), ("train", "checkpoint_every"))
+
+
+def training_part(cfg: Mapping[str, Any], *, keep_seed: bool = False) -> dict[str, Any]:
+    """A copy of ``cfg`` without :data:`NOT_TRAINING` (the seed kept if ``keep_seed``)."""
+    out = copy.deepcopy(dict(cfg))
+    for path in NOT_TRAINING:
+        if keep_seed and path == ("seed",):
+            continue
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return out
+
+
 def _schema() -> dict[str, Any]:
     return json.loads(resources.files("qgvae").joinpath("schemas/run.schema.json").read_text())
 

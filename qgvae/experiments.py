@@ -28,36 +28,21 @@ configuration equals another cell's (e.g. an ablation value equal to the default
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from . import config as run_config
-from .config import ConfigError, deep_merge
-
-# Keys of a resolved run config that do not change what is trained.
-_NOT_TRAINING = {("seed",), ("eval",), ("data_root",), ("train", "device"),
-                 ("train", "log_every"), ("train", "checkpoint_every")}
+from .config import ConfigError, deep_merge, training_part
 
 TABLE1 = "table1"
 TABLE2 = "table2"
 
 
-def _strip(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(cfg))
-    for path in _NOT_TRAINING:
-        node = out
-        for key in path[:-1]:
-            node = node.get(key, {})
-        node.pop(path[-1], None)
-    return out
-
-
 def training_digest(cfg: Mapping[str, Any]) -> str:
     """8-hex digest of the training-relevant part of a resolved run config."""
-    blob = json.dumps(_strip(cfg), sort_keys=True, default=str)
+    blob = json.dumps(training_part(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
@@ -101,7 +86,7 @@ def variant(base: Mapping[str, Any], resolved: Mapping[str, Any]) -> str:
     The readable part comes from the resolved configs, not from how the overrides were written,
     so an ablation value that equals the default lands in the default's folder.
     """
-    label = readable_label(config_diff(_strip(base), _strip(resolved)))
+    label = readable_label(config_diff(training_part(base), training_part(resolved)))
     return f"{label}_{training_digest(resolved)}"
 
 

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import torch
 import yaml
 
+from . import config as run_config
 from . import utils
 from .data import DeviceLoader, dataset_info, load_split
 from .registry import build_model
@@ -219,7 +220,8 @@ def train(cfg: Mapping[str, Any], out: str | Path, *, progress: bool | None = No
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if _strip_volatile(ckpt["config"]) != _strip_volatile(cfg):
+        if (run_config.training_part(ckpt["config"], keep_seed=True)
+                != run_config.training_part(cfg, keep_seed=True)):
             raise RuntimeError(f"{ckpt_path} was written by a different configuration; "
                                "delete the run folder (or pick another --out) to start afresh")
         model.load_state_dict(ckpt["model"])
@@ -332,14 +334,6 @@ def train(cfg: Mapping[str, Any], out: str | Path, *, progress: bool | None = No
     return meta
 
 
-def _strip_volatile(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Config without the keys that may differ between an interrupted run and its resumption."""
-    out = json.loads(json.dumps(cfg))
-    out.pop("data_root", None)
-    out.get("train", {}).pop("device", None)
-    out.pop("eval", None)
-    return out
-
 
 # ----------------------------------------------------------------------------- command line
 
@@ -368,8 +362,6 @@ def argparse_bool():
 
 
 def _cli(args) -> int:
-    from . import config as run_config
-
     if args.config:
         cfg = run_config.load(args.config)
     else:

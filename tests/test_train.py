@@ -37,6 +37,17 @@ def test_resume_refuses_a_different_config(tmp_path, photos_root, tiny_run):
         trainer.train(tiny_run(lr=1e-3), tmp_path)
 
 
+def test_resume_accepts_a_different_cadence_but_not_another_seed(tmp_path, photos_root, tiny_run):
+    """Logging / checkpoint cadence and device do not change what is trained; the seed does."""
+    trainer.train(tiny_run(), tmp_path / "a", stop_after=2)
+    meta = trainer.train(tiny_run(log_every=4, checkpoint_every=50), tmp_path / "a")
+    assert meta["status"] == "finished" and meta["resumed_from"] == [2]
+    trainer.train(tiny_run(), tmp_path / "b", stop_after=2)
+    other_seed = dict(tiny_run(), seed=1)
+    with pytest.raises(RuntimeError, match="different configuration"):
+        trainer.train(other_seed, tmp_path / "b")
+
+
 def test_run_json_and_log(tmp_path, photos_root, tiny_run):
     cfg = tiny_run()
     trainer.train(cfg, tmp_path)

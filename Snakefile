@@ -1,18 +1,17 @@
 # qgvae-bench: reproduce the Quantised Global Autoencoder (QG-VAE, arXiv 2407.11913) and its
 # baselines: data, training, evaluation, ablations, LaTeX tables, figures and a report.
 #
-#   P="--workflow-profile workflow/profiles/default"
-#   snakemake $P --cores 8 all                                 # the paper (config/config.yaml)
-#   snakemake $P --cores 8 ablation_heads                      # one ablation: runs, table, figure
-#   snakemake $P --cores 2 all --configfile config/quick.yaml  # toy scale, CPU, no internet
-#   snakemake --report reports/report.html                     # HTML report of what exists
+#   snakemake --cores 8 all                                 # the paper (config/config.yaml)
+#   snakemake --cores 8 ablation_heads                      # one ablation: runs, table, figure
+#   snakemake --cores 2 all --configfile config/quick.yaml  # toy scale, CPU, no internet
+#   snakemake --report reports/report.html                  # HTML report of what exists
 #
 # Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis.
 # Which runs exist and where they live is decided by qgvae.experiments.build_plan(config)
 # (workflow/rules/common.smk); rules only call the `qgvae` command line.
 # Local defaults (one GPU job at a time, rerun triggers without `code`, ...) are in
-# workflow/profiles/default/config.yaml. Snakemake 9 finds a default profile only in
-# profiles/default beside the Snakefile, so with this Snakefile at the top it must be named.
+# workflow/profiles/default/config.yaml; Snakemake 9 looks for profiles/default beside the
+# Snakefile, and the top-level `profiles` links to workflow/profiles, so it is used by itself.
 # Put targets before --configfile (or write --configfile=FILE): --configfile takes several
 # files and would read a target after it as one more config file.
 

@@ -318,6 +318,15 @@ class QGVAE(TokenAutoencoder):
         return {}
 
 
+    def get_extra_state(self) -> dict[str, int]:
+        """Saved with the state dict: the step count that drives ``ordering="batch"``, so a
+        resumed run keeps the every-third-step schedule of an uninterrupted one."""
+        return {"step": self._step}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self._step = int(state["step"])
+
+
 def _check_int(minimum: int = 1, **values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -39,10 +39,11 @@ def photos_root(tmp_path_factory):
 @pytest.fixture
 def tiny_run(photos_root):
     """Factory: ``tiny_run(method="qgvae", **train_overrides)`` -> a resolved run config."""
-    return lambda method="qgvae", **train: make_tiny_run(photos_root, method, **train)
+    return lambda method="qgvae", model=None, **train: make_tiny_run(photos_root, method, model,
+                                                                     **train)
 
 
-def make_tiny_run(root, method="qgvae", **train):
+def make_tiny_run(root, method="qgvae", model=None, **train):
     """A resolved run config for a model small enough to train a few steps in a second."""
     from qgvae.config import resolve
 
@@ -54,4 +55,20 @@ def make_tiny_run(root, method="qgvae", **train):
          "val_every": 4, "val_batches": 1, "device": "cpu"}
     t.update(train)
     return resolve({"method": method, "dataset": "photos", "data_root": str(root), "seed": 0,
-                    "model": models[method], "train": t, "eval": {"test_n": 16, "fid_n": 16}})
+                    "model": {**models[method], **(model or {})}, "train": t, "eval": {"test_n": 16, "fid_n": 16}})
+
+
+def assert_same_result_weights(run_a, run_b) -> None:
+    """The final model.pt of two run folders holds identical tensors and extra state."""
+    load = lambda run: torch.load(run / "model.pt", map_location="cpu", weights_only=False)["model"]
+    a, b = load(run_a), load(run_b)
+    assert a.keys() == b.keys()
+    for key in a:
+        same = torch.equal(a[key], b[key]) if torch.is_tensor(a[key]) else a[key] == b[key]
+        assert same, f"{key} differs between {run_a} and {run_b}"
+
+
+@pytest.fixture
+def same_weights():
+    """``same_weights(run_a, run_b)`` asserts identical final weights (see above)."""
+    return assert_same_result_weights

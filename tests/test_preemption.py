@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import assert_same_result_weights  # tests/ is on sys.path (pytest rootdir)
 
 ROOT = Path(__file__).resolve().parents[1]
 QGVAE = [sys.executable, "-m", "qgvae.cli"]
@@ -92,10 +93,6 @@ def straight_run(tiny_config, tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------------------------- helpers
 
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "model.pt", map_location="cpu", weights_only=False)["model"]
-
-
 def _log_rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()
             if line.strip()]
@@ -113,10 +110,7 @@ def _checkpoint_step(run: Path) -> int:
 
 
 def _assert_same_result(run: Path, reference: Path) -> None:
-    a, b = _weights(reference), _weights(run)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs from the uninterrupted run"
+    assert_same_result_weights(reference, run)
     # validation MSE/PSNR, losses, code usage, lr: identical, row for row, step for step
     assert _metrics(run) == _metrics(reference)
     meta, ref = (json.loads((r / "run.json").read_text()) for r in (run, reference))

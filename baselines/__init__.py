@@ -16,10 +16,11 @@ registry name  class                               method
 
 All share :mod:`baselines.grid` (VQ-WAE's baseline network: conv 4x4/s2 -> conv 4x4/s2 ->
 conv 3x3 -> residual layers -> 1x1 to the code dimension, and its mirror) and the quantiser of
-:mod:`qgvae.quantise`. Each module's docstring names its source, what follows the original code
-and every deviation. ``qgvae.registry`` maps the names above to ``module:Class``; the package
-itself imports nothing at import time (each module imports only torch and qgvae; POT is imported
-lazily by the exact VQ-WAE solver).
+:mod:`qgvae.models.quantise`. Each module's docstring names its source, what follows the
+original code and every deviation. Each class registers itself under the name above through
+the ``qgvae.methods`` entry points (``pyproject.toml``). The package imports nothing at import
+time (each module imports only torch and qgvae; POT is imported lazily by the exact VQ-WAE
+solver).
 """
 
 __all__ = ["grid", "vqvae", "sqvae", "vqwae", "splitvq", "dqvae"]

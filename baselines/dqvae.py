@@ -5,7 +5,8 @@ scaled to 32 / 64 px, without the GAN / perceptual losses.
 Registry name ``dqvae``. Read for this module: github.com/CrossmodalGroup/DynamicVectorQuantization
 ``models/stage1_dynamic/dqvae_dual_feat.py``, ``modules/dynamic_modules/EncoderDual.py``,
 ``RouterDual.py``, ``budget.py``, ``DecoderPositional.py``,
-``modules/vector_quantization/quantize2_mask.py`` and ``configs/stage1/dqvae-dual-r-05_imagenet.yml``.
+``modules/vector_quantization/quantize2_mask.py`` and
+``configs/stage1/dqvae-dual-r-05_imagenet.yml``.
 
 Model.
 - Fine branch: the grid encoder of :mod:`baselines.grid` gives ``h_fine [B, D, hf, wf]``
@@ -21,7 +22,7 @@ Model.
 - ``h_dual``: each region takes its ``region^2`` fine vectors if refined, else its coarse vector
   repeated ``region x region`` times; in training it is multiplied by the selected gate value
   (1 in value, carries the router's gradient), as in the original.
-- Quantisation: ONE shared codebook for both grains (:class:`qgvae.quantise.VectorQuantiser`,
+- Quantisation: ONE shared codebook for both grains (:class:`qgvae.models.quantise.VectorQuantiser`,
   ``codebook="shared", offset=False``, init U(-1/K, 1/K) as the original), nearest codeword,
   straight-through. An unrefined region's copies all take the code of its first cell.
 - Decoder: learned 2-D positional embedding (trunc-normal, std 0.02) added to the quantised
@@ -77,6 +78,7 @@ Deviations from the original:
 - in evaluation the budget term is computed on the router's mean refine probability (the
   expected refined fraction; deterministic), while the routing itself is the argmax.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,11 +87,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from qgvae.interface import ModelOutput, TokenAutoencoder
-from qgvae.quantise import VectorQuantiser
+from qgvae.models.interface import ModelOutput
+from qgvae.models.quantise import VectorQuantiser, code_perplexity, straight_through
 
-from .grid import (GridDecoder, GridEncoder, GridHead, check_grid_args, code_perplexity,
-                   grid_to_tokens, tokens_to_grid)
+from .grid import GridAutoencoder, GridHead, grid_to_tokens, tokens_to_grid
 
 __all__ = ["DQVAE", "budget_loss"]
 
@@ -104,39 +105,57 @@ def budget_loss(refine: Tensor, target: float, weight: float) -> Tensor:
     return 2.0 * weight * (frac - target) ** 2
 
 
-class DQVAE(TokenAutoencoder):
+class DQVAE(GridAutoencoder):
     """Dual-grain DQ-VAE on the shared grid network. See the module docstring."""
 
-    def __init__(self, *, in_channels: int, image_size: int, channels: int = 128,
-                 res_blocks: int = 2, res_channels: int = 32, downsample: int = 2,
-                 code_dim: int = 64, codebook_size: int = 512, budget: float = 0.5,
-                 region: int = 2, budget_weight: float = 10.0, gumbel_tau: float = 1.0,
-                 beta_codebook: float = 1.0, beta_commit: float = 0.25) -> None:
-        super().__init__()
-        check_grid_args(in_channels=in_channels, image_size=image_size, channels=channels,
-                        res_blocks=res_blocks, res_channels=res_channels, downsample=downsample,
-                        code_dim=code_dim, codebook_size=codebook_size)
+    display_name = "DQ-VAE"
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        channels: int = 128,
+        res_blocks: int = 2,
+        res_channels: int = 32,
+        downsample: int = 2,
+        code_dim: int = 64,
+        codebook_size: int = 512,
+        budget: float = 0.5,
+        region: int = 2,
+        budget_weight: float = 10.0,
+        gumbel_tau: float = 1.0,
+        beta_codebook: float = 1.0,
+        beta_commit: float = 0.25,
+    ) -> None:
+        # the decoder comes last, after the coarse branch, router and codebook (creation order)
+        super().__init__(
+            in_channels=in_channels,
+            image_size=image_size,
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+            build_decoder=False,
+        )
         if region < 2 or region & (region - 1):
             raise ValueError(f"region must be a power of two >= 2, got {region}")
-        fine = image_size // 2 ** downsample
+        fine = image_size // 2**downsample
         if fine % region:
             raise ValueError(f"the fine grid ({fine}x{fine}) is not divisible by region {region}")
         if not 0.0 <= budget <= 1.0:
             raise ValueError(f"budget must be in [0, 1], got {budget}")
         if gumbel_tau <= 0 or budget_weight < 0:
             raise ValueError("gumbel_tau must be > 0 and budget_weight >= 0")
-        self.in_channels, self.image_size, self.code_dim = in_channels, image_size, code_dim
-        self.codebook_size = codebook_size
         self.budget, self.region = float(budget), region
         self.budget_weight, self.gumbel_tau = float(budget_weight), float(gumbel_tau)
-        self.fine = fine                        # fine grid side
-        self.coarse = fine // region            # coarse grid side
-        self.regions = self.coarse ** 2         # N
-        self.num_tokens = fine * fine           # maximum slots = region^2 * N
+        self.fine = fine  # fine grid side
+        self.coarse = fine // region  # coarse grid side
+        self.regions = self.coarse**2  # N
+        self.num_tokens = fine * fine  # maximum slots = region^2 * N
 
-        net = dict(channels=channels, res_blocks=res_blocks, res_channels=res_channels,
-                   downsample=downsample, code_dim=code_dim)
-        self.encoder = GridEncoder(in_channels=in_channels, **net)
         down: list[nn.Module] = []
         for _ in range(int(math.log2(region))):
             down += [nn.Conv2d(channels, channels, kernel_size=4, stride=2, padding=1), nn.ReLU()]
@@ -145,16 +164,26 @@ class DQVAE(TokenAutoencoder):
         groups = math.gcd(32, code_dim)  # the released config: GroupNorm with 32 groups
         self.norm_fine = nn.GroupNorm(groups, code_dim, eps=1e-6)
         self.norm_coarse = nn.GroupNorm(groups, code_dim, eps=1e-6)
-        self.router = nn.Sequential(nn.Conv2d(2 * code_dim, 2 * code_dim, kernel_size=1),
-                                    nn.SiLU(), nn.Conv2d(2 * code_dim, 2, kernel_size=1))
-        self.quantiser = VectorQuantiser(num_tokens=fine * fine, dim=code_dim,
-                                         codebook_size=codebook_size, codebook="shared",
-                                         offset=False, beta_codebook=beta_codebook,
-                                         beta_commit=beta_commit, init_range=1.0 / codebook_size)
+        self.router = nn.Sequential(
+            nn.Conv2d(2 * code_dim, 2 * code_dim, kernel_size=1),
+            nn.SiLU(),
+            nn.Conv2d(2 * code_dim, 2, kernel_size=1),
+        )
+        self.quantiser = VectorQuantiser(
+            num_tokens=fine * fine,
+            dim=code_dim,
+            codebook_size=codebook_size,
+            codebook="shared",
+            offset=False,
+            beta_codebook=beta_codebook,
+            beta_commit=beta_commit,
+            init_range=1.0 / codebook_size,
+        )
         self.beta_codebook, self.beta_commit = float(beta_codebook), float(beta_commit)
-        self.pos = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, code_dim, fine, fine),
-                                                      std=0.02))
-        self.decoder = GridDecoder(out_channels=in_channels, **net)
+        self.pos = nn.Parameter(
+            nn.init.trunc_normal_(torch.empty(1, code_dim, fine, fine), std=0.02)
+        )
+        self.build_decoder()
 
     # -- helpers ----------------------------------------------------------------------------
     def _up(self, m: Tensor) -> Tensor:
@@ -174,8 +203,9 @@ class DQVAE(TokenAutoencoder):
         """Slot layout ``[B, T]`` -> (fine-grid codes ``[B, hf*wf]``, mask ``[B, hc, wc]``)."""
         b, r, c = codes.shape[0], self.region, self.coarse
         if codes.dim() != 2 or codes.shape[1] != self.num_tokens:
-            raise ValueError(f"expected codes of shape [B, {self.num_tokens}], "
-                             f"got {tuple(codes.shape)}")
+            raise ValueError(
+                f"expected codes of shape [B, {self.num_tokens}], got {tuple(codes.shape)}"
+            )
         g = codes.long().reshape(b, c * c, r * r)
         refine = g[:, :, 1] >= 0
         g = torch.where(refine[:, :, None], g, g[:, :, :1].expand_as(g))
@@ -218,7 +248,7 @@ class DQVAE(TokenAutoencoder):
         h_fine, h_coarse = self.features(x)
         logits = self.router_logits(h_fine, h_coarse)
         gate = self.sample_gate(logits)
-        refine = gate[:, 1] > 0.5                                  # [B, hc, wc]
+        refine = gate[:, 1] > 0.5  # [B, hc, wc]
         h_dual = torch.where(self._up(refine)[:, None], h_fine, self._up(h_coarse))
         if self.training:  # value 1, carries the router's gradient (original's gate_grad)
             h_dual = h_dual * self._up(gate.max(dim=1).values)[:, None].to(h_dual.dtype)
@@ -227,27 +257,36 @@ class DQVAE(TokenAutoencoder):
         with torch.autocast(device_type=x.device.type, enabled=False):
             e = self.quantiser.lookup(codes_fine)
             zf = tokens.float()
-            m = torch.where(self._up(refine), 1.0, 1.0 / self.region ** 2)
+            m = torch.where(self._up(refine), 1.0, 1.0 / self.region**2)
             m = m.reshape(x.shape[0], -1, 1)
             loss_codebook = self.beta_codebook * (m * (zf.detach() - e).square()).mean()
             loss_commit = self.beta_commit * (m * (zf - e.detach()).square()).mean()
-            q = e.detach() + (zf - zf.detach())  # straight-through, value exactly e
+            q = straight_through(zf, e)
             if self.training:  # the sampled hard gate (straight-through), as the original
                 loss_budget = budget_loss(gate[:, 1], self.budget, self.budget_weight)
             else:  # deterministic diagnostic: the expected refined fraction
-                loss_budget = budget_loss(torch.softmax(logits.float(), dim=1)[:, 1],
-                                          self.budget, self.budget_weight)
+                loss_budget = budget_loss(
+                    torch.softmax(logits.float(), dim=1)[:, 1], self.budget, self.budget_weight
+                )
         recon = self._decode_fine(q)
-        losses = {"mse": F.mse_loss(recon.float(), x.float()), "codebook": loss_codebook,
-                  "commit": loss_commit, "budget": loss_budget}
+        losses = {
+            "mse": F.mse_loss(recon.float(), x.float()),
+            "codebook": loss_codebook,
+            "commit": loss_commit,
+            "budget": loss_budget,
+        }
         codes = self._layout(codes_fine, refine)
         with torch.no_grad():
             frac = refine.float().mean()
-            bits = (self.regions + (self.region ** 2 - 1) * frac * self.regions) \
-                * math.log2(self.codebook_size) + self.regions
-            stats = {"fine_ratio": frac, "bits": bits,
-                     "fine_prob": torch.softmax(logits.float(), dim=1)[:, 1].mean(),
-                     "perplexity": code_perplexity(codes, self.codebook_size)}
+            bits = (self.regions + (self.region**2 - 1) * frac * self.regions) * math.log2(
+                self.codebook_size
+            ) + self.regions
+            stats = {
+                "fine_ratio": frac,
+                "bits": bits,
+                "fine_prob": torch.softmax(logits.float(), dim=1)[:, 1].mean(),
+                "perplexity": code_perplexity(codes, self.codebook_size),
+            }
         return ModelOutput(recon, losses, codes, stats)
 
     @torch.no_grad()
@@ -266,4 +305,4 @@ class DQVAE(TokenAutoencoder):
     def bits_per_image(self) -> float:
         """Expected bits under the budget: ``(N + (region^2-1) r N) log2 K + N`` (mask bits)."""
         n = self.regions
-        return (n + (self.region ** 2 - 1) * self.budget * n) * math.log2(self.codebook_size) + n
+        return (n + (self.region**2 - 1) * self.budget * n) * math.log2(self.codebook_size) + n

@@ -32,17 +32,24 @@ interface, shared with QG-VAE).
 
 Nothing here imports anything heavier than torch.
 """
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from qgvae.interface import TokenAutoencoder
+from qgvae.models.interface import TokenAutoencoder
 
-__all__ = ["ResidualLayer", "ResidualStack", "GridHead", "GridEncoder", "GridDecoder",
-           "GridAutoencoder", "grid_to_tokens", "tokens_to_grid", "code_perplexity"]
+__all__ = [
+    "ResidualLayer",
+    "ResidualStack",
+    "GridHead",
+    "GridEncoder",
+    "GridDecoder",
+    "GridAutoencoder",
+    "grid_to_tokens",
+    "tokens_to_grid",
+]
 
 
 class ResidualLayer(nn.Module):
@@ -95,8 +102,16 @@ class GridEncoder(nn.Module):
     separate attributes so that DQ-VAE can branch a coarser map off the trunk.
     """
 
-    def __init__(self, *, in_channels: int, channels: int, res_blocks: int, res_channels: int,
-                 downsample: int, code_dim: int) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        channels: int,
+        res_blocks: int,
+        res_channels: int,
+        downsample: int,
+        code_dim: int,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
@@ -114,8 +129,16 @@ class GridDecoder(nn.Module):
     """Latent grid ``[B, code_dim, h, w]`` -> image ``[B, out_channels, h * 2^d, w * 2^d]``
     (mirror of :class:`GridEncoder`; no output activation)."""
 
-    def __init__(self, *, out_channels: int, channels: int, res_blocks: int, res_channels: int,
-                 downsample: int, code_dim: int) -> None:
+    def __init__(
+        self,
+        *,
+        out_channels: int,
+        channels: int,
+        res_blocks: int,
+        res_channels: int,
+        downsample: int,
+        code_dim: int,
+    ) -> None:
         super().__init__()
         self.head = nn.Sequential(
             nn.Conv2d(code_dim, channels, kernel_size=3, padding=1),
@@ -145,33 +168,35 @@ def tokens_to_grid(t: Tensor, h: int, w: int) -> Tensor:
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
 
-@torch.no_grad()
-def code_perplexity(codes: Tensor, codebook_size: int) -> Tensor:
-    """``exp(entropy)`` of the histogram of ``codes`` over all positions (entries ``< 0`` are
-    ignored), as a detached 0-d float32 tensor (no host sync; 1.0 when every entry is < 0)."""
-    flat = codes.reshape(-1)
-    valid = flat >= 0
-    counts = torch.bincount(torch.where(valid, flat, 0), weights=valid.float(),
-                            minlength=codebook_size)
-    p = counts / counts.sum().clamp_min(1.0)
-    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
-
-
-def check_grid_args(*, in_channels: int, image_size: int, channels: int, res_blocks: int,
-                    res_channels: int, downsample: int, code_dim: int,
-                    codebook_size: int) -> None:
+def check_grid_args(
+    *,
+    in_channels: int,
+    image_size: int,
+    channels: int,
+    res_blocks: int,
+    res_channels: int,
+    downsample: int,
+    code_dim: int,
+    codebook_size: int,
+) -> None:
     """Reject impossible grid configurations with a message that names the argument."""
-    for name, value in (("in_channels", in_channels), ("image_size", image_size),
-                        ("channels", channels), ("res_channels", res_channels),
-                        ("downsample", downsample), ("code_dim", code_dim),
-                        ("codebook_size", codebook_size)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("image_size", image_size),
+        ("channels", channels),
+        ("res_channels", res_channels),
+        ("downsample", downsample),
+        ("code_dim", code_dim),
+        ("codebook_size", codebook_size),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if res_blocks < 0:
         raise ValueError(f"res_blocks must be >= 0, got {res_blocks}")
-    if image_size % (2 ** downsample):
-        raise ValueError(f"image_size {image_size} is not divisible by 2**downsample "
-                         f"= {2 ** downsample}")
+    if image_size % (2**downsample):
+        raise ValueError(
+            f"image_size {image_size} is not divisible by 2**downsample = {2**downsample}"
+        )
     if downsample >= 2 and channels % 2:
         raise ValueError(f"channels must be even (the first conv has channels/2), got {channels}")
     if codebook_size < 2:
@@ -181,26 +206,59 @@ def check_grid_args(*, in_channels: int, image_size: int, channels: int, res_blo
 class GridAutoencoder(TokenAutoencoder):
     """Base of the grid baselines: encoder, decoder, grid size and the token plumbing.
 
-    Subclasses add a quantiser and implement ``forward`` / ``encode`` / ``decode``.
-    ``self.grid`` is the latent side ``image_size / 2**downsample``, ``self.cells = grid**2``.
+    Subclasses add ``self.quantiser`` (a :class:`qgvae.models.VectorQuantiser` with
+    ``codebook="shared"``) and implement ``forward``; ``encode`` / ``decode`` are the nearest
+    codeword of each cell and its lookup. ``self.grid`` is the latent side
+    ``image_size / 2**downsample``, ``self.cells = grid**2``. A subclass that creates modules of
+    its own between the encoder and the decoder passes ``build_decoder=False`` and calls
+    :meth:`build_decoder` itself, so that parameters are created (and initialised from the RNG)
+    in the order of the network.
     """
 
-    def __init__(self, *, in_channels: int, image_size: int, channels: int, res_blocks: int,
-                 res_channels: int, downsample: int, code_dim: int, codebook_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        channels: int,
+        res_blocks: int,
+        res_channels: int,
+        downsample: int,
+        code_dim: int,
+        codebook_size: int,
+        build_decoder: bool = True,
+    ) -> None:
         super().__init__()
-        check_grid_args(in_channels=in_channels, image_size=image_size, channels=channels,
-                        res_blocks=res_blocks, res_channels=res_channels, downsample=downsample,
-                        code_dim=code_dim, codebook_size=codebook_size)
+        check_grid_args(
+            in_channels=in_channels,
+            image_size=image_size,
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+        )
         self.in_channels, self.image_size = in_channels, image_size
         self.code_dim, self.downsample = code_dim, downsample
-        self.grid = image_size // 2 ** downsample
+        self.grid = image_size // 2**downsample
         self.cells = self.grid * self.grid
         self.codebook_size = codebook_size
         self.num_tokens = self.cells
-        net = dict(channels=channels, res_blocks=res_blocks, res_channels=res_channels,
-                   downsample=downsample, code_dim=code_dim)
-        self.encoder = GridEncoder(in_channels=in_channels, **net)
-        self.decoder = GridDecoder(out_channels=in_channels, **net)
+        self.net = dict(
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+        )
+        self.encoder = GridEncoder(in_channels=in_channels, **self.net)
+        if build_decoder:
+            self.build_decoder()
+
+    def build_decoder(self) -> None:
+        """Create ``self.decoder``, the mirror of the encoder."""
+        self.decoder = GridDecoder(out_channels=self.in_channels, **self.net)
 
     def tokens(self, x: Tensor) -> Tensor:
         """Encoder output as tokens ``[B, cells, code_dim]``."""
@@ -210,5 +268,11 @@ class GridAutoencoder(TokenAutoencoder):
         """Quantised tokens ``[B, cells, code_dim]`` -> image."""
         return self.decoder(tokens_to_grid(q, self.grid, self.grid))
 
-    def bits_per_image(self) -> float:
-        return self.num_tokens * math.log2(self.codebook_size)
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Images -> the nearest codeword of every cell, ``LongTensor [B, num_tokens]``."""
+        return self.quantiser.nearest(self.tokens(x))
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, num_tokens]`` -> images (equals the eval forward pass's reconstruction)."""
+        return self.decode_tokens(self.quantiser.lookup(codes))

@@ -41,7 +41,7 @@ Deviations from the original code:
 - network: the harness's grid network (:mod:`baselines.grid`: VQ-WAE paper architecture, no
   BatchNorm, no Sigmoid output) instead of the code's BatchNorm ResNet with Sigmoid output;
 - codebook storage / nearest-code search / lookup are the shared
-  :class:`qgvae.quantise.VectorQuantiser` (``codebook="shared", offset=False``), re-initialised
+  :class:`qgvae.models.VectorQuantiser` (``codebook="shared", offset=False``), re-initialised
   N(0, 1) like the code (``torch.randn``); its own VQ loss terms are not used;
 - VQ-WAE's copy applies an extra ``pre_quantization_conv_m`` (1x1 conv, 128 -> 64 channels) to
   the encoder output; here the grid encoder's own final 1x1 conv to ``code_dim`` plays that role;
@@ -49,6 +49,7 @@ Deviations from the original code:
 - eval losses are computed like training ones but with the hard code (the code computes the
   same in ``_inference``).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,25 +57,30 @@ import math
 import torch
 from torch import Tensor, nn
 
-from qgvae.interface import ModelOutput
-from qgvae.quantise import VectorQuantiser
+from qgvae.models.interface import ModelOutput
+from qgvae.models.quantise import VectorQuantiser, code_perplexity, squared_distances
 
-from .grid import GridAutoencoder, code_perplexity
+from .grid import GridAutoencoder
 
 __all__ = ["SQVAE", "sq_logits", "gumbel_softmax_sample"]
 
 
 def sq_logits(z: Tensor, codebook: Tensor, var_q: Tensor | float) -> Tensor:
-    """``-||z - b_k||^2 / (2 var_q)`` in float32: ``z [..., D]``, ``codebook [K, D]`` -> ``[..., K]``."""
-    z = z.float()
-    cb = codebook.float()
-    dist = (z.square().sum(-1, keepdim=True) + cb.square().sum(-1)
-            - 2.0 * torch.matmul(z, cb.t())).clamp_min(0.0)
-    return -0.5 * dist / torch.as_tensor(var_q, dtype=torch.float32, device=z.device).clamp_min(1e-10)
+    """``-||z - b_k||^2 / (2 var_q)`` in float32.
+
+    ``z [..., D]``, ``codebook [K, D]`` -> ``[..., K]``.
+    """
+    dist = squared_distances(z, codebook)
+    return (
+        -0.5
+        * dist
+        / torch.as_tensor(var_q, dtype=torch.float32, device=dist.device).clamp_min(1e-10)
+    )
 
 
-def gumbel_softmax_sample(logits: Tensor, temperature: Tensor | float,
-                          generator: torch.Generator | None = None) -> Tensor:
+def gumbel_softmax_sample(
+    logits: Tensor, temperature: Tensor | float, generator: torch.Generator | None = None
+) -> Tensor:
     """``softmax((logits + g) / temperature)`` with standard Gumbel noise ``g`` (SOFT sample).
 
     ``argmax`` of the result is an exact sample of ``Categorical(softmax(logits))`` (Gumbel-max)
@@ -89,24 +95,51 @@ def gumbel_softmax_sample(logits: Tensor, temperature: Tensor | float,
 class SQVAE(GridAutoencoder):
     """Gaussian SQ-VAE (gaussian_1) on the shared grid network. See the module docstring."""
 
-    def __init__(self, *, in_channels: int, image_size: int, channels: int = 128,
-                 res_blocks: int = 2, res_channels: int = 32, downsample: int = 2,
-                 code_dim: int = 64, codebook_size: int = 512,
-                 init_log_var_q: float = math.log(20.0), temperature_init: float = 1.0,
-                 temperature_decay: float = 1e-5, temperature_min: float = 0.0,
-                 decoder_variance: str = "arelbo") -> None:
-        super().__init__(in_channels=in_channels, image_size=image_size, channels=channels,
-                         res_blocks=res_blocks, res_channels=res_channels, downsample=downsample,
-                         code_dim=code_dim, codebook_size=codebook_size)
+    display_name = "SQ-VAE"
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        channels: int = 128,
+        res_blocks: int = 2,
+        res_channels: int = 32,
+        downsample: int = 2,
+        code_dim: int = 64,
+        codebook_size: int = 512,
+        init_log_var_q: float = math.log(20.0),
+        temperature_init: float = 1.0,
+        temperature_decay: float = 1e-5,
+        temperature_min: float = 0.0,
+        decoder_variance: str = "arelbo",
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            image_size=image_size,
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+        )
         if decoder_variance not in ("arelbo", "learned"):
-            raise ValueError(f"decoder_variance must be 'arelbo' or 'learned', "
-                             f"got {decoder_variance!r}")
+            raise ValueError(
+                f"decoder_variance must be 'arelbo' or 'learned', got {decoder_variance!r}"
+            )
         if temperature_init <= 0 or temperature_decay < 0 or temperature_min < 0:
-            raise ValueError("temperature_init must be > 0, temperature_decay and "
-                             "temperature_min >= 0")
-        self.quantiser = VectorQuantiser(num_tokens=self.cells, dim=code_dim,
-                                         codebook_size=codebook_size, codebook="shared",
-                                         offset=False, init_range=1.0)
+            raise ValueError(
+                "temperature_init must be > 0, temperature_decay and temperature_min >= 0"
+            )
+        self.quantiser = VectorQuantiser(
+            num_tokens=self.cells,
+            dim=code_dim,
+            codebook_size=codebook_size,
+            codebook="shared",
+            offset=False,
+            init_range=1.0,
+        )
         with torch.no_grad():
             self.quantiser.codebooks.normal_()  # the code: nn.Parameter(torch.randn(K, D))
         self.log_param_q = nn.Parameter(torch.tensor(float(init_log_var_q)))
@@ -152,22 +185,18 @@ class SQVAE(GridAutoencoder):
         else:
             nll = sse / (2.0 * self.logvar_x.exp()) + 0.5 * self.dim_x * self.logvar_x
         losses = {"nll": nll, "kld_discrete": kld_discrete, "kld_continuous": kld_continuous}
-        stats = {"mse": sse.detach() / self.dim_x, "var_q": var_q.detach(),
-                 "temperature": self.temperature.detach().clone(),
-                 "perplexity": code_perplexity(codes, self.codebook_size)}
+        stats = {
+            "mse": sse.detach() / self.dim_x,
+            "var_q": var_q.detach(),
+            "temperature": self.temperature.detach().clone(),
+            "perplexity": code_perplexity(codes, self.codebook_size),
+        }
         return ModelOutput(recon, losses, codes, stats)
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return self.quantiser.nearest(self.tokens(x))
-
-    def decode(self, codes: Tensor) -> Tensor:
-        z = self.quantiser.lookup(codes)
-        return self.decode_tokens(z)
 
     def after_step(self, step: int) -> dict[str, float]:
         """Temperature schedule of the original trainer (``_set_temperature``) for the next step."""
-        t = max(self.temperature_init * math.exp(-self.temperature_decay * step),
-                self.temperature_min)
+        t = max(
+            self.temperature_init * math.exp(-self.temperature_decay * step), self.temperature_min
+        )
         self.temperature.fill_(t)
         return {"temperature": t}

@@ -2,7 +2,7 @@
 
 Registry name ``vqvae``. A grid of ``h x w`` latent vectors (one token per cell, see
 :mod:`baselines.grid`) is quantised to the nearest codeword of ONE shared codebook of K entries
-(:class:`qgvae.quantise.VectorQuantiser` with ``codebook="shared", offset=False``), decoded with
+(:class:`qgvae.models.VectorQuantiser` with ``codebook="shared", offset=False``), decoded with
 the straight-through estimator.
 
 Loss terms (``ModelOutput.losses``, summed by the trainer):
@@ -27,14 +27,14 @@ Deviations:
   codebook N(0, 1); set ``beta_codebook=0.25, beta_commit=1.0`` to reproduce that weighting
   (the initialisation stays U(-1/K, 1/K)).
 """
+
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from qgvae.interface import ModelOutput
-from qgvae.quantise import VectorQuantiser
+from qgvae.models.interface import ModelOutput
+from qgvae.models.quantise import VectorQuantiser
 
 from .grid import GridAutoencoder
 
@@ -44,13 +44,32 @@ __all__ = ["VQVAE"]
 class VQVAE(GridAutoencoder):
     """VQ-VAE on the shared grid network. See the module docstring."""
 
-    def __init__(self, *, in_channels: int, image_size: int, channels: int = 128,
-                 res_blocks: int = 2, res_channels: int = 32, downsample: int = 2,
-                 code_dim: int = 64, codebook_size: int = 512, beta_codebook: float = 1.0,
-                 beta_commit: float = 0.25) -> None:
-        super().__init__(in_channels=in_channels, image_size=image_size, channels=channels,
-                         res_blocks=res_blocks, res_channels=res_channels, downsample=downsample,
-                         code_dim=code_dim, codebook_size=codebook_size)
+    display_name = "VQ-VAE"
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        channels: int = 128,
+        res_blocks: int = 2,
+        res_channels: int = 32,
+        downsample: int = 2,
+        code_dim: int = 64,
+        codebook_size: int = 512,
+        beta_codebook: float = 1.0,
+        beta_commit: float = 0.25,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            image_size=image_size,
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+        )
         self._build_quantiser(groups=1, beta_codebook=beta_codebook, beta_commit=beta_commit)
 
     def _build_quantiser(self, *, groups: int, beta_codebook: float, beta_commit: float) -> None:
@@ -58,21 +77,24 @@ class VQVAE(GridAutoencoder):
             raise ValueError(f"code_dim ({self.code_dim}) must be divisible by groups ({groups})")
         self.groups = groups
         self.quantiser = VectorQuantiser(
-            num_tokens=self.cells, dim=self.code_dim, codebook_size=self.codebook_size,
-            codebook="shared", groups=groups, offset=False, beta_codebook=beta_codebook,
-            beta_commit=beta_commit, init_range=1.0 / self.codebook_size)
+            num_tokens=self.cells,
+            dim=self.code_dim,
+            codebook_size=self.codebook_size,
+            codebook="shared",
+            groups=groups,
+            offset=False,
+            beta_codebook=beta_codebook,
+            beta_commit=beta_commit,
+            init_range=1.0 / self.codebook_size,
+        )
         self.num_tokens = self.cells * groups
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = self.quantiser(self.tokens(x))
         recon = self.decode_tokens(out.quantised)
-        losses = {"mse": F.mse_loss(recon.float(), x.float()),
-                  "codebook": out.loss_codebook, "commit": out.loss_commit}
+        losses = {
+            "mse": F.mse_loss(recon.float(), x.float()),
+            "codebook": out.loss_codebook,
+            "commit": out.loss_commit,
+        }
         return ModelOutput(recon, losses, out.codes, {"perplexity": out.perplexity})
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return self.quantiser.nearest(self.tokens(x))
-
-    def decode(self, codes: Tensor) -> Tensor:
-        return self.decode_tokens(self.quantiser.lookup(codes))

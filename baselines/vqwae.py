@@ -49,7 +49,7 @@ Rate: ``h * w * log2(K)`` bits (576 at the CIFAR setting).
 
 Deviations from the original code:
 - network: the harness's grid network (no BatchNorm, no Sigmoid, see :mod:`baselines.grid`);
-- codebook storage / nearest search / lookup are the shared :class:`qgvae.quantise.VectorQuantiser`
+- codebook storage / nearest search / lookup are the shared :class:`qgvae.models.VectorQuantiser`
   (``codebook="shared", offset=False``), re-initialised N(0, 1) like the code's ``torch.randn``;
 - the original's global variant divides neither term by anything and the position variant sums
   over cells: reproduced; but the released CIFAR config's per-cell exact ``emd2`` loop is replaced
@@ -61,6 +61,7 @@ Deviations from the original code:
   ``kl_weight=0`` for CelebA if following that config;
 - ``after_step`` is a no-op (nothing to update outside the optimiser).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,26 +71,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from qgvae.interface import ModelOutput
-from qgvae.quantise import VectorQuantiser
+from qgvae.models.interface import ModelOutput
+from qgvae.models.quantise import (
+    VectorQuantiser,
+    code_perplexity,
+    squared_distances,
+    straight_through,
+)
 
-from .grid import GridAutoencoder, code_perplexity
+from .grid import GridAutoencoder
 
 __all__ = ["VQWAE", "squared_cost", "sinkhorn", "wasserstein"]
 
 
 def squared_cost(z: Tensor, codebook: Tensor) -> Tensor:
-    """``C[..., k, n] = ||codebook_k - z_n||^2`` in float32: ``z [..., N, D]``, ``codebook [K, D]``."""
-    z = z.float()
-    cb = codebook.float()
-    cross = torch.matmul(cb, z.transpose(-1, -2))  # [..., K, N]
-    return (cb.square().sum(-1)[:, None] + z.square().sum(-1).unsqueeze(-2) - 2.0 * cross
-            ).clamp_min(0.0)
+    """``C[..., k, n] = ||codebook_k - z_n||^2`` in float32.
+
+    ``z [..., N, D]``, ``codebook [K, D]`` -> ``[..., K, N]``.
+    """
+    return squared_distances(codebook, z)
 
 
 @torch.no_grad()
-def sinkhorn(cost: Tensor, a: Tensor, b: Tensor, *, eps: float = 0.01,
-             iters: int = 100) -> tuple[Tensor, Tensor]:
+def sinkhorn(
+    cost: Tensor, a: Tensor, b: Tensor, *, eps: float = 0.01, iters: int = 100
+) -> tuple[Tensor, Tensor]:
     """Batched log-domain Sinkhorn: ``cost [P, K, N]``, ``a [P, K]``, ``b [P, N]`` (each row a
     probability vector) -> ``(plan [P, K, N], f [P, K])``, ``f`` the row dual potential in cost
     units. ``eps`` is relative to each problem's mean cost; eps-scaling from 1.0 over the first
@@ -130,8 +136,16 @@ def _emd(cost: Tensor, a: Tensor, b: Tensor, num_itermax: int) -> tuple[Tensor, 
     return as_t(plan), as_t(log["u"])
 
 
-def wasserstein(cost: Tensor, a: Tensor, b: Tensor, *, solver: str = "exact",
-                eps: float = 0.01, iters: int = 100, num_itermax: int = 500000) -> Tensor:
+def wasserstein(
+    cost: Tensor,
+    a: Tensor,
+    b: Tensor,
+    *,
+    solver: str = "exact",
+    eps: float = 0.01,
+    iters: int = 100,
+    num_itermax: int = 500000,
+) -> Tensor:
     """Optimal transport cost ``<T*, cost>`` per problem, differentiable like POT's ``emd2``.
 
     ``cost [K, N]`` (one problem) or ``[P, K, N]`` (a batch, ``solver="sinkhorn"`` only),
@@ -143,12 +157,15 @@ def wasserstein(cost: Tensor, a: Tensor, b: Tensor, *, solver: str = "exact",
     if single:
         cost, a, b = cost[None], a[None], b[None]
     if cost.dim() != 3 or a.shape != cost.shape[:2] or b.shape != (cost.shape[0], cost.shape[2]):
-        raise ValueError(f"shape mismatch: cost {tuple(cost.shape)}, a {tuple(a.shape)}, "
-                         f"b {tuple(b.shape)}")
+        raise ValueError(
+            f"shape mismatch: cost {tuple(cost.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}"
+        )
     if solver == "exact":
         if cost.shape[0] != 1:
-            raise ValueError("solver='exact' solves one problem (no loop over problems); "
-                             "use solver='sinkhorn' for a batch")
+            raise ValueError(
+                "solver='exact' solves one problem (no loop over problems); "
+                "use solver='sinkhorn' for a batch"
+            )
         plan, f = _emd(cost[0], a[0], b[0], num_itermax)
         plan, f = plan[None], f[None]
     elif solver == "sinkhorn":
@@ -164,29 +181,58 @@ def wasserstein(cost: Tensor, a: Tensor, b: Tensor, *, solver: str = "exact",
 class VQWAE(GridAutoencoder):
     """VQ-WAE on the shared grid network. See the module docstring."""
 
-    def __init__(self, *, in_channels: int, image_size: int, channels: int = 128,
-                 res_blocks: int = 2, res_channels: int = 32, downsample: int = 2,
-                 code_dim: int = 64, codebook_size: int = 512, beta: float = 1e-3,
-                 kl_weight: float = 1.0, ot_solver: str = "exact", ot_scope: str = "global",
-                 sinkhorn_eps: float = 0.01, sinkhorn_iters: int = 100) -> None:
-        super().__init__(in_channels=in_channels, image_size=image_size, channels=channels,
-                         res_blocks=res_blocks, res_channels=res_channels, downsample=downsample,
-                         code_dim=code_dim, codebook_size=codebook_size)
+    display_name = "VQ-WAE"
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        channels: int = 128,
+        res_blocks: int = 2,
+        res_channels: int = 32,
+        downsample: int = 2,
+        code_dim: int = 64,
+        codebook_size: int = 512,
+        beta: float = 1e-3,
+        kl_weight: float = 1.0,
+        ot_solver: str = "exact",
+        ot_scope: str = "global",
+        sinkhorn_eps: float = 0.01,
+        sinkhorn_iters: int = 100,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            image_size=image_size,
+            channels=channels,
+            res_blocks=res_blocks,
+            res_channels=res_channels,
+            downsample=downsample,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+        )
         if ot_solver not in ("exact", "sinkhorn"):
             raise ValueError(f"ot_solver must be 'exact' or 'sinkhorn', got {ot_solver!r}")
         if ot_scope not in ("global", "position"):
             raise ValueError(f"ot_scope must be 'global' or 'position', got {ot_scope!r}")
         if ot_scope == "position" and ot_solver == "exact":
-            raise ValueError("ot_scope='position' needs ot_solver='sinkhorn' (one batched solve "
-                             "over cells; an exact solve per cell would loop over positions)")
+            raise ValueError(
+                "ot_scope='position' needs ot_solver='sinkhorn' (one batched solve "
+                "over cells; an exact solve per cell would loop over positions)"
+            )
         if sinkhorn_eps <= 0 or sinkhorn_iters < 1:
             raise ValueError("sinkhorn_eps must be > 0 and sinkhorn_iters >= 1")
         self.beta, self.kl_weight = float(beta), float(kl_weight)
         self.ot_solver, self.ot_scope = ot_solver, ot_scope
         self.sinkhorn_eps, self.sinkhorn_iters = float(sinkhorn_eps), int(sinkhorn_iters)
-        self.quantiser = VectorQuantiser(num_tokens=self.cells, dim=code_dim,
-                                         codebook_size=codebook_size, codebook="shared",
-                                         offset=False, init_range=1.0)
+        self.quantiser = VectorQuantiser(
+            num_tokens=self.cells,
+            dim=code_dim,
+            codebook_size=codebook_size,
+            codebook="shared",
+            offset=False,
+            init_range=1.0,
+        )
         with torch.no_grad():
             self.quantiser.codebooks.normal_()  # the code: nn.Parameter(torch.randn(K, D))
         if ot_scope == "global":
@@ -214,14 +260,26 @@ class VQWAE(GridAutoencoder):
                 zs = z.float().reshape(-1, z.shape[-1])  # [B * cells, D]
                 cost = squared_cost(zs, self.codebook)  # [K, N]
                 b = torch.full((zs.shape[0],), 1.0 / zs.shape[0], device=z.device)
-                w = wasserstein(cost, pi, b, solver=self.ot_solver, eps=self.sinkhorn_eps,
-                                iters=self.sinkhorn_iters)
+                w = wasserstein(
+                    cost,
+                    pi,
+                    b,
+                    solver=self.ot_solver,
+                    eps=self.sinkhorn_eps,
+                    iters=self.sinkhorn_iters,
+                )
             else:
                 zs = z.float().transpose(0, 1)  # [cells, B, D]
                 cost = squared_cost(zs, self.codebook)  # [cells, K, B]
                 b = torch.full(zs.shape[:2], 1.0 / zs.shape[1], device=z.device)
-                w = wasserstein(cost, pi, b, solver=self.ot_solver, eps=self.sinkhorn_eps,
-                                iters=self.sinkhorn_iters).sum()
+                w = wasserstein(
+                    cost,
+                    pi,
+                    b,
+                    solver=self.ot_solver,
+                    eps=self.sinkhorn_eps,
+                    iters=self.sinkhorn_iters,
+                ).sum()
             kl = (pi * (torch.log(pi.clamp_min(1e-30)) + math.log(k))).sum() / k
         return self.beta * w, self.kl_weight * kl
 
@@ -229,8 +287,7 @@ class VQWAE(GridAutoencoder):
         z = self.tokens(x)
         codes = self.quantiser.nearest(z)
         e = self.quantiser.lookup(codes)
-        zf = z.float()
-        q = e.detach() + (zf - zf.detach())  # straight-through, value exactly e
+        q = straight_through(z.float(), e)
         recon = self.decode_tokens(q.to(z.dtype))
         losses = {"mse": F.mse_loss(recon.float(), x.float())}
         if self.training:
@@ -238,12 +295,6 @@ class VQWAE(GridAutoencoder):
         else:  # no OT solve in evaluation (the code returns 0 there too)
             zero = recon.new_zeros((), dtype=torch.float32)
             losses["ot"], losses["kl"] = zero, zero
-        return ModelOutput(recon, losses, codes,
-                           {"perplexity": code_perplexity(codes, self.codebook_size)})
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return self.quantiser.nearest(self.tokens(x))
-
-    def decode(self, codes: Tensor) -> Tensor:
-        return self.decode_tokens(self.quantiser.lookup(codes))
+        return ModelOutput(
+            recon, losses, codes, {"perplexity": code_perplexity(codes, self.codebook_size)}
+        )

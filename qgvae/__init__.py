@@ -3,25 +3,20 @@
 Reproduces the Quantised Global Autoencoder (QG-VAE, Elsner et al., arXiv 2407.11913) and
 trains / evaluates its baselines (package ``baselines``) with one trainer and one evaluator.
 
-Layout (one small module each, no Snakemake imports anywhere in this package)
------------------------------------------------------------------------------
-- ``interface``  the model interface every method implements (below).
-- ``quantise``   nearest-codeword vector quantisers: per-position ("individual"), shared and
-                 multi-group codebooks, straight-through estimator, gradient-based resets.
-- ``blocks``     residual blocks, positional encoding and the U-Net halves of QG-VAE.
-- ``model``      QG-VAE itself (global tokens via the channel transpose + per-head affine maps).
-- ``data``       dataset registry (mnist, cifar10, svhn, celeba64, photos) and device-resident
-                 uint8 loaders.
-- ``config``     run configuration: defaults, JSON-schema validation, variant names.
-- ``registry``   method name -> model class (QG-VAE and every baseline).
-- ``train``      the trainer (AdamW, bf16 autocast, checkpoints, resume, run.json).
-- ``reconstruct`` the test split's uint8 reconstructions, codes and analysis arrays.
-- ``metrics`` / ``evaluate``  SSIM, PSNR, LPIPS, rFID and code usage under two protocols.
-- ``tables`` / ``figures`` / ``report``  LaTeX tables, figures and the report, read only
-                 from files under ``results/``.
-- ``cli``        the ``qgvae`` command (train, reconstruct, evaluate, bench, ...).
+Layout: one sub-package per stage, no Snakemake imports anywhere in this package
+--------------------------------------------------------------------------------
+- ``data``        dataset recipes (mnist, cifar10, svhn, celeba64, photos), the verified uint8
+                  cache and the device-resident loader.
+- ``models``      the model interface, quantisers, U-Net blocks and QG-VAE itself.
+- ``training``    the trainer, its checkpoint files and the throughput bench.
+- ``evaluation``  test reconstructions; SSIM, PSNR, LPIPS, rFID and code usage under two
+                  protocols; the metric networks' weight files.
+- ``rendering``   the one reader of ``results/``; LaTeX tables, figures and the report.
+- ``cli``         the ``qgvae`` command: the only code that parses arguments or prints.
+- ``config`` (run configs and their schema), ``plan`` (a workflow config -> runs and table
+  cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``.
 
-The model interface (``qgvae.interface.TokenAutoencoder``)
+The model interface (``qgvae.models.TokenAutoencoder``)
 ----------------------------------------------------------
 Images enter every model as float tensors ``[B, 3 or 1, H, W]`` in ``[0, 1]``.
 

@@ -4,21 +4,20 @@ A run config is one mapping with the keys ``method``, ``dataset``, ``data_root``
 ``model`` (keyword arguments of the method's model class), ``train`` and ``eval``
 (see ``qgvae/schemas/run.schema.json`` for every key and its meaning).
 """
+
 from __future__ import annotations
 
 import copy
 import inspect
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration problem, reported before any work starts. The message names the key."""
-
+from .errors import ConfigError
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 100,
@@ -37,10 +36,19 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "grad_clip": None,
 }
-EVAL_DEFAULTS: dict[str, Any] = {"test_n": None, "fid_n": None, "batch_size": 100,
-                                 "protocols": ["vqwae", "native"]}
-RUN_DEFAULTS: dict[str, Any] = {"data_root": "data", "seed": 0, "model": {},
-                                "train": TRAIN_DEFAULTS, "eval": EVAL_DEFAULTS}
+EVAL_DEFAULTS: dict[str, Any] = {
+    "test_n": None,
+    "fid_n": None,
+    "batch_size": 100,
+    "protocols": ["vqwae", "native"],
+}
+RUN_DEFAULTS: dict[str, Any] = {
+    "data_root": "data",
+    "seed": 0,
+    "model": {},
+    "train": TRAIN_DEFAULTS,
+    "eval": EVAL_DEFAULTS,
+}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -57,8 +65,14 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> d
 # Keys of a resolved run config that do not change what is trained: the seed (runs of one
 # configuration differ only by it and live in seed<k>/ folders), evaluation settings, where the
 # data lives, the device, and the logging / checkpoint cadence.
-NOT_TRAINING = (("seed",), ("eval",), ("data_root",), ("train", "device"),
-                ("train", "log_every"), ("train", "checkpoint_every"))
+NOT_TRAINING = (
+    ("seed",),
+    ("eval",),
+    ("data_root",),
+    ("train", "device"),
+    ("train", "log_every"),
+    ("train", "checkpoint_every"),
+)
 
 
 def training_part(cfg: Mapping[str, Any], *, keep_seed: bool = False) -> dict[str, Any]:
@@ -92,17 +106,22 @@ def validate_schema(cfg: Mapping[str, Any], schema: Mapping[str, Any], what: str
         err = errors[0]
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            raise ConfigError(f"{what}: unknown key(s) {extra} under '{_path(err)}'; "
-                              f"allowed: {sorted(err.schema.get('properties', {}))}")
+            raise ConfigError(
+                f"{what}: unknown key(s) {extra} under '{_path(err)}'; "
+                f"allowed: {sorted(err.schema.get('properties', {}))}"
+            )
         raise ConfigError(f"{what}: invalid value at '{_path(err)}': {err.message}")
 
 
 def model_parameters(cls: type) -> dict[str, inspect.Parameter]:
     """The constructor arguments a run config's ``model`` section may set."""
     params = inspect.signature(cls.__init__).parameters
-    return {n: p for n, p in params.items()
-            if n not in ("self", "in_channels", "image_size")
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return {
+        n: p
+        for n, p in params.items()
+        if n not in ("self", "in_channels", "image_size")
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
 
 
 def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> None:
@@ -110,8 +129,10 @@ def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> 
     accepted = model_parameters(cls)
     for key, value in model_cfg.items():
         if key not in accepted:
-            raise ConfigError(f"model: unknown key 'model.{key}' for method '{method}'; "
-                              f"allowed: {sorted(accepted)}")
+            raise ConfigError(
+                f"model: unknown key 'model.{key}' for method '{method}'; "
+                f"allowed: {sorted(accepted)}"
+            )
         default = accepted[key].default
         if default is inspect.Parameter.empty or default is None or value is None:
             continue
@@ -121,28 +142,40 @@ def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> 
         if isinstance(default, bool) != isinstance(value, bool):
             ok = False
         if not ok:
-            raise ConfigError(f"model: 'model.{key}' for method '{method}' must be "
-                              f"{type(default).__name__}, got {type(value).__name__} ({value!r})")
+            raise ConfigError(
+                f"model: 'model.{key}' for method '{method}' must be "
+                f"{type(default).__name__}, got {type(value).__name__} ({value!r})"
+            )
 
 
 def resolve(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Fill defaults and validate everything; returns the resolved config or raises ConfigError."""
-    from .registry import get_method
+    from .methods import get_method
 
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"run config must be a mapping, got {type(cfg).__name__}")
     validate_schema(cfg, _schema(), "run config")
     resolved = deep_merge(RUN_DEFAULTS, cfg)
     validate_schema(resolved, _schema(), "run config")
+    from .data import DATASETS
+
+    if resolved["dataset"] not in DATASETS:
+        raise ConfigError(
+            f"dataset: unknown dataset {resolved['dataset']!r}; known datasets: "
+            f"{', '.join(DATASETS)}"
+        )
     try:
-        cls = get_method(resolved["method"])
-    except KeyError as exc:
-        raise ConfigError(f"method: {exc.args[0]}") from None
+        cls = get_method(resolved["method"], resolved.get("method_class"))
+    except ConfigError as exc:
+        raise ConfigError(f"method: {exc}") from None
     check_model_kwargs(resolved["method"], resolved["model"], cls)
     # Spell out every constructor default, so the saved config is complete and two spellings
     # of the same model (an explicit default or none) resolve to the same config.
-    defaults = {n: p.default for n, p in model_parameters(cls).items()
-                if p.default is not inspect.Parameter.empty}
+    defaults = {
+        n: p.default
+        for n, p in model_parameters(cls).items()
+        if p.default is not inspect.Parameter.empty
+    }
     resolved["model"] = {**defaults, **resolved["model"]}
     return resolved
 

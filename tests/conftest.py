@@ -1,4 +1,5 @@
 """Shared fixtures: a prepared offline dataset and tiny run configs that train in seconds on CPU."""
+
 from __future__ import annotations
 
 import os
@@ -12,15 +13,19 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``weights`` skip, naming the files and TORCH_HOME, when the pretrained
     LPIPS / FID networks are not in the torch hub cache (CI provides them; see README)."""
-    from qgvae.metrics import expected_weight_path
+    from qgvae.evaluation.weights import expected_weight_path
 
-    missing = [expected_weight_path(k) for k in ("lpips", "fid")
-               if not expected_weight_path(k).is_file()]
+    missing = [
+        expected_weight_path(k) for k in ("lpips", "fid") if not expected_weight_path(k).is_file()
+    ]
     if not missing:
         return
-    skip = pytest.mark.skip(reason=(
-        f"LPIPS/FID weights not in the torch hub cache ($TORCH_HOME/hub/checkpoints): missing "
-        f"{', '.join(str(p) for p in missing)}; run `qgvae fetch-weights` or set TORCH_HOME"))
+    skip = pytest.mark.skip(
+        reason=(
+            f"LPIPS/FID weights not in the torch hub cache ($TORCH_HOME/hub/checkpoints): missing "
+            f"{', '.join(str(p) for p in missing)}; run `qgvae fetch-weights` or set TORCH_HOME"
+        )
+    )
     for item in items:
         if "weights" in item.keywords:
             item.add_marker(skip)
@@ -39,8 +44,9 @@ def photos_root(tmp_path_factory):
 @pytest.fixture
 def tiny_run(photos_root):
     """Factory: ``tiny_run(method="qgvae", **train_overrides)`` -> a resolved run config."""
-    return lambda method="qgvae", model=None, **train: make_tiny_run(photos_root, method, model,
-                                                                     **train)
+    return lambda method="qgvae", model=None, **train: make_tiny_run(
+        photos_root, method, model, **train
+    )
 
 
 def make_tiny_run(root, method="qgvae", model=None, **train):
@@ -48,14 +54,38 @@ def make_tiny_run(root, method="qgvae", model=None, **train):
     from qgvae.config import resolve
 
     models = {
-        "qgvae": {"tokens": 8, "code_dim": 8, "codebook_size": 16, "heads": 2, "min_channels": 8,
-                  "max_channels": 16, "reset_every": 3, "ordering": "sample"},
+        "qgvae": {
+            "tokens": 8,
+            "code_dim": 8,
+            "codebook_size": 16,
+            "heads": 2,
+            "min_channels": 8,
+            "max_channels": 16,
+            "reset_every": 3,
+            "ordering": "sample",
+        },
     }
-    t = {"batch_size": 8, "max_steps": 8, "checkpoint_every": 100, "log_every": 2,
-         "val_every": 4, "val_batches": 1, "device": "cpu"}
+    t = {
+        "batch_size": 8,
+        "max_steps": 8,
+        "checkpoint_every": 100,
+        "log_every": 2,
+        "val_every": 4,
+        "val_batches": 1,
+        "device": "cpu",
+    }
     t.update(train)
-    return resolve({"method": method, "dataset": "photos", "data_root": str(root), "seed": 0,
-                    "model": {**models[method], **(model or {})}, "train": t, "eval": {"test_n": 16, "fid_n": 16}})
+    return resolve(
+        {
+            "method": method,
+            "dataset": "photos",
+            "data_root": str(root),
+            "seed": 0,
+            "model": {**models[method], **(model or {})},
+            "train": t,
+            "eval": {"test_n": 16, "fid_n": 16},
+        }
+    )
 
 
 def assert_same_result_weights(run_a, run_b) -> None:

@@ -1,5 +1,6 @@
 """Baselines (package ``baselines``): architecture, quantisation properties against NumPy,
 hand-solved optimal transport, DQ-VAE routing budget, training, round trips, registry."""
+
 from __future__ import annotations
 
 import inspect
@@ -24,17 +25,22 @@ def _images(n=8, size=32, channels=3, seed=0):
     """Smooth random images in [0, 1] (learnable in a few steps)."""
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, channels, size // 8, size // 8, generator=g)
-    return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear",
-                                           align_corners=False)
+    return torch.nn.functional.interpolate(
+        low, size=(size, size), mode="bilinear", align_corners=False
+    )
 
 
 # ----------------------------------------------------------------------------- architecture
 
-@pytest.mark.parametrize("image_size,downsample,res_blocks,grid", [
-    (32, 2, 2, 8), (64, 2, 6, 16), (32, 3, 2, 4), (32, 1, 2, 16)])
+
+@pytest.mark.parametrize(
+    "image_size,downsample,res_blocks,grid",
+    [(32, 2, 2, 8), (64, 2, 6, 16), (32, 3, 2, 4), (32, 1, 2, 16)],
+)
 def test_grid_sizes(image_size, downsample, res_blocks, grid):
-    net = dict(channels=16, res_blocks=res_blocks, res_channels=8, downsample=downsample,
-               code_dim=8)
+    net = dict(
+        channels=16, res_blocks=res_blocks, res_channels=8, downsample=downsample, code_dim=8
+    )
     enc, dec = GridEncoder(in_channels=3, **net), GridDecoder(out_channels=3, **net)
     x = torch.rand(2, 3, image_size, image_size)
     z = enc(x)
@@ -43,8 +49,15 @@ def test_grid_sizes(image_size, downsample, res_blocks, grid):
     assert sum(isinstance(m, ResidualLayer) for m in enc.modules()) == res_blocks
     strided = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
     assert len(strided) == downsample
-    model = VQVAE(in_channels=3, image_size=image_size, downsample=downsample,
-                  res_blocks=res_blocks, channels=16, res_channels=8, code_dim=8)
+    model = VQVAE(
+        in_channels=3,
+        image_size=image_size,
+        downsample=downsample,
+        res_blocks=res_blocks,
+        channels=16,
+        res_channels=8,
+        code_dim=8,
+    )
     assert model.num_tokens == grid * grid
 
 
@@ -62,6 +75,7 @@ def test_cifar_architecture_is_vqwae_baseline():
 
 
 # ----------------------------------------------------------------------------- nearest codes
+
 
 def _np_nearest(z, codebook):
     d = ((z[..., None, :] - codebook[None, None]) ** 2).sum(-1)
@@ -93,12 +107,13 @@ def test_splitvq_quantises_each_group_with_its_own_codebook():
     books = m.quantiser.codebooks.detach().double().numpy()  # [G, K, D / G]
     assert codes.shape == (b, t * 4) and m.num_tokens == t * 4
     for g in range(4):
-        sub = z[:, :, g * d // 4:(g + 1) * d // 4]
+        sub = z[:, :, g * d // 4 : (g + 1) * d // 4]
         np.testing.assert_array_equal(codes[:, g::4], _np_nearest(sub, books[g]))
     assert m.bits_per_image() == t * 4 * math.log2(16)
 
 
 # ----------------------------------------------------------------------------- SQ-VAE sampling
+
 
 def _np_softmax_probs(z, codebook, var_q):
     d = ((z[:, None, :] - codebook[None]) ** 2).sum(-1)
@@ -155,7 +170,8 @@ def test_sqvae_eval_codes_are_nearest_and_training_is_stochastic():
         z = m.tokens(x).double().numpy()
         m.eval()
         np.testing.assert_array_equal(
-            m(x).codes.numpy(), _np_nearest(z, m.codebook.detach().double().numpy()))
+            m(x).codes.numpy(), _np_nearest(z, m.codebook.detach().double().numpy())
+        )
         m.train()
         a, b = m(x).codes, m(x).codes
     assert not torch.equal(a, b)
@@ -165,6 +181,7 @@ def test_sqvae_eval_codes_are_nearest_and_training_is_stochastic():
 
 
 # ----------------------------------------------------------------------------- OT (VQ-WAE)
+
 
 def test_ot_2x2_hand_solved():
     # plans [[t, .7-t], [.4-t, t-.1]], t in [.1, .4]; cost = t + 2.4 -> t = .1, cost 2.5
@@ -196,8 +213,9 @@ def test_ot_3x3_hand_solved_on_points():
     np.testing.assert_allclose(cost.numpy(), [[0, 4, 16], [1, 1, 9], [4, 0, 4]])
     a, b = torch.tensor([0.5, 0.25, 0.25]), torch.full((3,), 1 / 3)
     assert wasserstein(cost, a, b, solver="exact").item() == pytest.approx(31 / 12, abs=1e-6)
-    assert wasserstein(cost, a, b, solver="sinkhorn", eps=1e-3,
-                       iters=400).item() == pytest.approx(31 / 12, abs=5e-3)
+    assert wasserstein(cost, a, b, solver="sinkhorn", eps=1e-3, iters=400).item() == pytest.approx(
+        31 / 12, abs=5e-3
+    )
     # uniform codeword weights: identity-like matching 0->0, 1->2, 2->4: (0 + 1 + 4) / 3
     u = torch.full((3,), 1 / 3)
     assert wasserstein(cost, u, b, solver="exact").item() == pytest.approx(5 / 3, abs=1e-6)
@@ -211,8 +229,10 @@ def test_batched_sinkhorn_matches_exact_per_problem():
     a = torch.softmax(torch.randn(4, 5, generator=g), -1)
     b = torch.full((4, 6), 1 / 6)
     got = wasserstein(cost, a, b, solver="sinkhorn", eps=1e-3, iters=600)
-    want = [ot.emd2(a[i].double().numpy(), b[i].double().numpy(), cost[i].double().numpy())
-            for i in range(4)]
+    want = [
+        ot.emd2(a[i].double().numpy(), b[i].double().numpy(), cost[i].double().numpy())
+        for i in range(4)
+    ]
     np.testing.assert_allclose(got.numpy(), want, atol=5e-3)
     with pytest.raises(ValueError, match="one problem"):
         wasserstein(cost, a, b, solver="exact")
@@ -246,10 +266,11 @@ def test_vqwae_losses_and_kl_to_uniform():
 
 # ----------------------------------------------------------------------------- DQ-VAE
 
+
 def test_dqvae_budget_loss_is_zero_iff_fraction_equals_budget():
     gate = torch.tensor([1.0, 0.0, 0.0, 0.0])  # 1 of 4 regions refined
     assert budget_loss(gate, 0.25, 10.0).item() == 0.0
-    assert budget_loss(gate, 0.5, 10.0).item() == pytest.approx(2 * 10 * 0.25 ** 2)
+    assert budget_loss(gate, 0.5, 10.0).item() == pytest.approx(2 * 10 * 0.25**2)
     assert budget_loss(torch.ones(4), 0.5, 10.0).item() == pytest.approx(5.0)
 
 
@@ -314,6 +335,7 @@ def test_dqvae_codes_layout_and_rate():
 
 # ----------------------------------------------------------------------------- every baseline
 
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_trains_round_trips_and_reports_rate(method):
     torch.manual_seed(10)
@@ -337,8 +359,10 @@ def test_trains_round_trips_and_reports_rate(method):
         opt.step()
         assert isinstance(m.after_step(step), dict)
         assert all(torch.isfinite(v) for v in out.losses.values())
-        assert all(isinstance(v, float) or (v.dim() == 0 and not v.requires_grad)
-                   for v in out.stats.values())
+        assert all(
+            isinstance(v, float) or (v.dim() == 0 and not v.requires_grad)
+            for v in out.stats.values()
+        )
         totals.append(out.loss.item())
     after = eval_loss()
     assert after[0] < before[0] and after[1] < before[1], (before, after)
@@ -369,9 +393,10 @@ def test_trains_round_trips_and_reports_rate(method):
 
 # ----------------------------------------------------------------------------- registry
 
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_constructor_contract(method):
-    from qgvae.registry import get_method
+    from qgvae.methods import get_method
 
     cls = get_method(method)
     assert cls is METHODS[method]
@@ -392,8 +417,9 @@ def test_resolve_accepts_defaults_and_rejects_unknown_keys(method):
     from qgvae.config import ConfigError, resolve
 
     params = inspect.signature(METHODS[method].__init__).parameters
-    defaults = {n: p.default for n, p in params.items()
-                if n not in ("self", "in_channels", "image_size")}
+    defaults = {
+        n: p.default for n, p in params.items() if n not in ("self", "in_channels", "image_size")
+    }
     cfg = resolve({"method": method, "dataset": "cifar10", "model": defaults})
     assert cfg["model"] == defaults
     with pytest.raises(ConfigError, match="not_a_key"):
@@ -405,15 +431,22 @@ def test_resolve_accepts_defaults_and_rejects_unknown_keys(method):
 def test_build_model_for_datasets():
     data = pytest.importorskip("qgvae.data", reason="qgvae/data.py (dataset_info) not there yet")
     from qgvae.config import resolve
-    from qgvae.registry import build_model
+    from qgvae.methods import build_model
 
     assert data.dataset_info("cifar10").size == 32
     m = build_model(resolve({"method": "vqvae", "dataset": "cifar10"}))
     assert m.num_tokens == 64 and m.bits_per_image() == 576.0
     m = build_model(resolve({"method": "sqvae", "dataset": "mnist"}))
     assert m.in_channels == 1 and m.num_tokens == 64  # MNIST resized to 32 by the data layer
-    m = build_model(resolve({"method": "vqwae", "dataset": "celeba64",
-                             "model": {"res_blocks": 6, "ot_solver": "sinkhorn"}}))
+    m = build_model(
+        resolve(
+            {
+                "method": "vqwae",
+                "dataset": "celeba64",
+                "model": {"res_blocks": 6, "ot_solver": "sinkhorn"},
+            }
+        )
+    )
     assert m.grid == 16 and m.num_tokens == 256
 
 
@@ -422,18 +455,33 @@ def test_trainer_and_reconstruction_integration(method, photos_root, tmp_path):
     """Two optimiser steps through the real trainer (validation, checkpoint, run.json), then the
     test-split reconstruction the evaluator reads."""
     from qgvae.config import resolve
-    from qgvae.reconstruct import reconstruct_run
-    from qgvae.train import train
+    from qgvae.evaluation.reconstruct import reconstruct_run
+    from qgvae.training.trainer import train
 
-    cfg = resolve({"method": method, "dataset": "photos", "data_root": str(photos_root),
-                   "seed": 0, "model": dict(TINY),
-                   "train": {"batch_size": 8, "max_steps": 2, "checkpoint_every": 100,
-                             "log_every": 1, "val_every": 2, "val_batches": 1,
-                             "device": "cpu"},
-                   "eval": {"test_n": 8, "fid_n": 8}})
+    cfg = resolve(
+        {
+            "method": method,
+            "dataset": "photos",
+            "data_root": str(photos_root),
+            "seed": 0,
+            "model": dict(TINY),
+            "train": {
+                "batch_size": 8,
+                "max_steps": 2,
+                "checkpoint_every": 100,
+                "log_every": 1,
+                "val_every": 2,
+                "val_batches": 1,
+                "device": "cpu",
+            },
+            "eval": {"test_n": 8, "fid_n": 8},
+        }
+    )
     meta = train(cfg, tmp_path)
-    assert meta["status"] == "finished" and meta["num_tokens"] == METHODS[method](
-        in_channels=3, image_size=32, **TINY).num_tokens
+    assert (
+        meta["status"] == "finished"
+        and meta["num_tokens"] == METHODS[method](in_channels=3, image_size=32, **TINY).num_tokens
+    )
     reconstruct_run(tmp_path, test_n=8, batch_size=8, device="cpu", n_show=2)
     rec = np.load(tmp_path / "reconstructions.npz")
     assert rec["codes"].shape == (8, meta["num_tokens"])

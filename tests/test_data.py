@@ -7,9 +7,9 @@ meta/tgz_md5, SVHN.split_list, CelebA.file_list) with the MD5s of the files they
 is never patched.  Tiny files also cannot have the real split counts: the tests set
 ``qgvae.data.SPLIT_COUNT_OVERRIDES`` through monkeypatch.
 """
+
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -46,30 +46,40 @@ def pil_resize(img: np.ndarray, size: int) -> np.ndarray:
 # writers of the exact on-disk formats
 # ------------------------------------------------------------------------------------------
 
+
 def idx_bytes(arr: np.ndarray) -> bytes:
     """IDX format: big-endian magic 0x0000 08 <ndim> (08 = unsigned byte), big-endian dims, data."""
     assert arr.dtype == np.uint8
-    header = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    header = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(
+        struct.pack(">I", d) for d in arr.shape
+    )
     return header + arr.tobytes()
 
 
-def write_mnist(root: Path, monkeypatch, n_train: int = 60, n_test: int = 12) -> dict[str, np.ndarray]:
+def write_mnist(
+    root: Path, monkeypatch, n_train: int = 60, n_test: int = 12
+) -> dict[str, np.ndarray]:
     from torchvision.datasets import MNIST
 
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    arrays = {"train-images-idx3-ubyte": RNG.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train-labels-idx1-ubyte": RNG.integers(0, 10, n_train, dtype=np.uint8),
-              "t10k-images-idx3-ubyte": RNG.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "t10k-labels-idx1-ubyte": RNG.integers(0, 10, n_test, dtype=np.uint8)}
+    arrays = {
+        "train-images-idx3-ubyte": RNG.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": RNG.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": RNG.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": RNG.integers(0, 10, n_test, dtype=np.uint8),
+    }
     resources = []
     for fname, _ in MNIST.resources:
         path = raw / fname
         path.write_bytes(gzip.compress(idx_bytes(arrays[fname[:-3]]), mtime=0))
         resources.append((fname, md5(path)))
     monkeypatch.setattr(MNIST, "resources", resources)
-    monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "mnist",
-                        {"train": n_train - n_train // 4, "val": n_train // 4, "test": n_test})
+    monkeypatch.setitem(
+        data.SPLIT_COUNT_OVERRIDES,
+        "mnist",
+        {"train": n_train - n_train // 4, "val": n_train // 4, "test": n_test},
+    )
     return {"train": arrays["train-images-idx3-ubyte"], "test": arrays["t10k-images-idx3-ubyte"]}
 
 
@@ -99,8 +109,9 @@ def py2_pickle(obj) -> bytes:
     return buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 
-def write_cifar(root: Path, monkeypatch, per_batch: int = 8, n_test: int = 10,
-                archive_only: bool = False) -> dict[str, np.ndarray]:
+def write_cifar(
+    root: Path, monkeypatch, per_batch: int = 8, n_test: int = 10, archive_only: bool = False
+) -> dict[str, np.ndarray]:
     from torchvision.datasets import CIFAR10
 
     folder = root / CIFAR10.base_folder
@@ -109,35 +120,65 @@ def write_cifar(root: Path, monkeypatch, per_batch: int = 8, n_test: int = 10,
     test = RNG.integers(0, 256, (n_test, 3072), dtype=np.uint8)
     train_list = []
     for i in range(5):
-        rows = train[i * per_batch:(i + 1) * per_batch]
-        batch = {"batch_label": f"training batch {i + 1} of 5",
-                 "labels": [int(v) for v in RNG.integers(0, 10, per_batch)], "data": rows,
-                 "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)]}
+        rows = train[i * per_batch : (i + 1) * per_batch]
+        batch = {
+            "batch_label": f"training batch {i + 1} of 5",
+            "labels": [int(v) for v in RNG.integers(0, 10, per_batch)],
+            "data": rows,
+            "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
+        }
         (folder / f"data_batch_{i + 1}").write_bytes(py2_pickle(batch))
         train_list.append([f"data_batch_{i + 1}", md5(folder / f"data_batch_{i + 1}")])
-    (folder / "test_batch").write_bytes(py2_pickle(
-        {"batch_label": "testing batch 1 of 1", "labels": [0] * n_test, "data": test,
-         "filenames": [f"t{j}.png" for j in range(n_test)]}))
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    (folder / "batches.meta").write_bytes(py2_pickle(
-        {"num_cases_per_batch": per_batch, "label_names": names, "num_vis": 3072}))
+    (folder / "test_batch").write_bytes(
+        py2_pickle(
+            {
+                "batch_label": "testing batch 1 of 1",
+                "labels": [0] * n_test,
+                "data": test,
+                "filenames": [f"t{j}.png" for j in range(n_test)],
+            }
+        )
+    )
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
+    (folder / "batches.meta").write_bytes(
+        py2_pickle({"num_cases_per_batch": per_batch, "label_names": names, "num_vis": 3072})
+    )
     monkeypatch.setattr(CIFAR10, "train_list", train_list)
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
-                                          "md5": md5(folder / "batches.meta")})
+    monkeypatch.setattr(
+        CIFAR10,
+        "meta",
+        {"filename": "batches.meta", "key": "label_names", "md5": md5(folder / "batches.meta")},
+    )
     if archive_only:
         with tarfile.open(root / CIFAR10.filename, "w:gz") as tar:
             tar.add(folder, arcname=CIFAR10.base_folder)
         shutil.rmtree(folder)
         monkeypatch.setattr(CIFAR10, "tgz_md5", md5(root / CIFAR10.filename))
     n_val = 2 * per_batch
-    monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "cifar10",
-                        {"train": 5 * per_batch - n_val, "val": n_val, "test": n_test})
+    monkeypatch.setitem(
+        data.SPLIT_COUNT_OVERRIDES,
+        "cifar10",
+        {"train": 5 * per_batch - n_val, "val": n_val, "test": n_test},
+    )
     chw = lambda a: a.reshape(-1, 3, 32, 32)  # noqa: E731  CIFAR rows are R plane, G plane, B plane
     return {"train": chw(train), "test": chw(test)}
 
 
-def write_svhn(root: Path, monkeypatch, n_train: int = 30, n_test: int = 14) -> dict[str, np.ndarray]:
+def write_svhn(
+    root: Path, monkeypatch, n_train: int = 30, n_test: int = 14
+) -> dict[str, np.ndarray]:
     import scipy.io
     from torchvision.datasets import SVHN
 
@@ -145,25 +186,67 @@ def write_svhn(root: Path, monkeypatch, n_train: int = 30, n_test: int = 14) -> 
     folder.mkdir(parents=True)
     split_list = dict(SVHN.split_list)
     out = {}
-    for split, n, lo, hi in (("train", n_train, 0, 128), ("test", n_test, 128, 256)):  # disjoint values
-        x = RNG.integers(lo, hi, (32, 32, 3, n), dtype=np.uint8)  # X [H, W, C, N] as in the real files
+    for split, n, lo, hi in (
+        ("train", n_train, 0, 128),
+        ("test", n_test, 128, 256),
+    ):  # disjoint values
+        x = RNG.integers(
+            lo, hi, (32, 32, 3, n), dtype=np.uint8
+        )  # X [H, W, C, N] as in the real files
         y = RNG.integers(1, 11, (n, 1), dtype=np.uint8)  # labels 1..10 (10 = digit 0)
         url, fname, _ = SVHN.split_list[split]
         scipy.io.savemat(folder / fname, {"X": x, "y": y})
         split_list[split] = [url, fname, md5(folder / fname)]
         out[split] = x.transpose(3, 2, 0, 1)  # [N, C, H, W]
     monkeypatch.setattr(SVHN, "split_list", split_list)
-    monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "svhn",
-                        {"train": n_train - 10, "val": 10, "test": n_test})
+    monkeypatch.setitem(
+        data.SPLIT_COUNT_OVERRIDES, "svhn", {"train": n_train - 10, "val": 10, "test": n_test}
+    )
     return out
 
 
-CELEBA_ATTRS = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-                "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses "
-                "Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache "
-                "Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks "
-                "Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-                "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
+CELEBA_ATTRS = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 CELEBA_PARTITION = [0, 1, 2, 0, 0, 2, 1, 0, 2, 0, 0, 1]  # interleaved on purpose
 
 
@@ -187,24 +270,29 @@ def write_celeba(root: Path, monkeypatch) -> list[tuple[str, int]]:
         "list_eval_partition.txt": "".join(f"{f} {p}\n" for f, p in rows),
         "identity_CelebA.txt": "".join(f"{f} {1000 + i}\n" for i, (f, _) in enumerate(rows)),
         "list_bbox_celeba.txt": f"{n}\nimage_id x_1 y_1 width height\n"
-                                + "".join(f"{f}    95  71 226 313\n" for f, _ in rows),
-        "list_landmarks_align_celeba.txt":
-            f"{n}\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y "
-            "rightmouth_x rightmouth_y\n"
-            + "".join(f"{f}    69  109  106  113   77  142   73  152  108  154\n" for f, _ in rows),
+        + "".join(f"{f}    95  71 226 313\n" for f, _ in rows),
+        "list_landmarks_align_celeba.txt": f"{n}\nlefteye_x lefteye_y righteye_x righteye_y "
+        "nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y\n"
+        + "".join(f"{f}    69  109  106  113   77  142   73  152  108  154\n" for f, _ in rows),
         "list_attr_celeba.txt": f"{n}\n{' '.join(CELEBA_ATTRS)} \n"
-                                + "".join(f + "".join(f" {'-1' if (i + k) % 3 else ' 1'}"
-                                                      for k in range(40)) + "\n"
-                                          for i, (f, _) in enumerate(rows)),
+        + "".join(
+            f + "".join(f" {'-1' if (i + k) % 3 else ' 1'}" for k in range(40)) + "\n"
+            for i, (f, _) in enumerate(rows)
+        ),
     }
     for fname, text in files.items():
         (folder / fname).write_text(text)
-    file_list = [(fid, md5(folder / fname) if fname in files else digest, fname)
-                 for fid, digest, fname in CelebA.file_list]
+    file_list = [
+        (fid, md5(folder / fname) if fname in files else digest, fname)
+        for fid, digest, fname in CelebA.file_list
+    ]
     monkeypatch.setattr(CelebA, "file_list", file_list)
     counts = [CELEBA_PARTITION.count(k) for k in range(3)]
-    monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "celeba64",
-                        {"train": counts[0], "val": counts[1], "test": counts[2]})
+    monkeypatch.setitem(
+        data.SPLIT_COUNT_OVERRIDES,
+        "celeba64",
+        {"train": counts[0], "val": counts[1], "test": counts[2]},
+    )
     return rows
 
 
@@ -215,7 +303,9 @@ def celeba_expected(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         w, h = im.size
         top, left = int(round((h - 140) / 2.0)), int(round((w - 140) / 2.0))
-        crop = im.crop((left, top, left + 140, top + 140)).resize((64, 64), Image.Resampling.BILINEAR)
+        crop = im.crop((left, top, left + 140, top + 140)).resize(
+            (64, 64), Image.Resampling.BILINEAR
+        )
         return np.asarray(crop).transpose(2, 0, 1)
 
 
@@ -226,6 +316,7 @@ def no_temp_files(folder: Path) -> bool:
 # ------------------------------------------------------------------------------------------
 # registry
 # ------------------------------------------------------------------------------------------
+
 
 def test_registry_and_unknown_name():
     assert set(data.DATASETS) == {"mnist", "cifar10", "svhn", "celeba64", "photos"}
@@ -249,6 +340,7 @@ def test_registry_and_unknown_name():
 # MNIST (idx.gz)
 # ------------------------------------------------------------------------------------------
 
+
 def test_mnist_whole_path(tmp_path, monkeypatch):
     src = write_mnist(tmp_path, monkeypatch)
     counts = data.expected_counts("mnist")
@@ -257,8 +349,14 @@ def test_mnist_whole_path(tmp_path, monkeypatch):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["split_seed"] == 0 and manifest["counts_overridden"] is True
     assert {s["path"] for s in manifest["sources"]} == {
-        f"MNIST/raw/{f}" for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                   "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+        f"MNIST/raw/{f}"
+        for f in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    }
     assert all(s["md5"] == s["expected_md5"] for s in manifest["sources"])
     assert manifest["versions"]["torchvision"] and manifest["versions"]["numpy"]
     for split in data.SPLITS:
@@ -275,10 +373,16 @@ def test_mnist_whole_path(tmp_path, monkeypatch):
     expect = np.stack([pil_resize(im, 32) for im in src["train"]])[:, None]
     np.testing.assert_array_equal(val.numpy(), expect[val_idx])
     np.testing.assert_array_equal(train.numpy(), expect[train_idx])
-    np.testing.assert_array_equal(test.numpy(), np.stack([pil_resize(im, 32) for im in src["test"]])[:, None])
+    np.testing.assert_array_equal(
+        test.numpy(), np.stack([pil_resize(im, 32) for im in src["test"]])[:, None]
+    )
     # the carve is the documented seeded permutation
-    np.testing.assert_array_equal(val_idx, np.sort(np.random.Generator(np.random.PCG64(0))
-                                                   .permutation(len(src["train"]))[:counts["val"]]))
+    np.testing.assert_array_equal(
+        val_idx,
+        np.sort(
+            np.random.Generator(np.random.PCG64(0)).permutation(len(src["train"]))[: counts["val"]]
+        ),
+    )
     assert data.verify("mnist", tmp_path)["ok"]
     assert no_temp_files(tmp_path)
 
@@ -304,9 +408,15 @@ def test_prepare_keeps_valid_cache_and_rebuilds_corrupt_one(tmp_path, monkeypatc
     with pytest.raises(DataError) as err:
         data.load_split("mnist", tmp_path, "train")
     msg = str(err.value)
-    assert str(path) in msg and "sha256" in msg and f"qgvae prepare-data mnist --root {tmp_path}" in msg
+    assert (
+        str(path) in msg
+        and "sha256" in msg
+        and f"qgvae prepare-data mnist --root {tmp_path}" in msg
+    )
     report = data.verify("mnist", tmp_path)
-    assert not report["ok"] and not report["splits"]["train"]["ok"] and report["splits"]["val"]["ok"]
+    assert (
+        not report["ok"] and not report["splits"]["train"]["ok"] and report["splits"]["val"]["ok"]
+    )
     data.prepare("mnist", tmp_path, download=False)  # rebuilds
     assert data.verify("mnist", tmp_path)["ok"]
     data.load_split("mnist", tmp_path, "train")
@@ -320,7 +430,7 @@ def test_failed_rebuild_leaves_no_valid_looking_cache(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(data, "_resize_stack", boom)
+    monkeypatch.setattr(data.mnist, "resize_stack", boom)
     with pytest.raises(KeyboardInterrupt):
         data.prepare("mnist", tmp_path, download=False)
     assert not (folder / "manifest.json").exists()  # manifest removed before rebuilding
@@ -341,7 +451,9 @@ def test_load_split_missing_cache_and_wrong_shape(tmp_path, monkeypatch):
     # a consistent-looking but wrongly shaped file: hash matches the (edited) manifest
     np.save(folder / "val.npy", np.zeros((3, 1, 28, 28), np.uint8))
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["splits"]["val"]["sha256"] = hashlib.sha256((folder / "val.npy").read_bytes()).hexdigest()
+    manifest["splits"]["val"]["sha256"] = hashlib.sha256(
+        (folder / "val.npy").read_bytes()
+    ).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError) as err:
         data.load_split("mnist", tmp_path, "val")
@@ -373,7 +485,9 @@ def test_mnist_corrupt_and_missing_sources_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         data.prepare("mnist", tmp_path, download=False)
     msg = str(err.value)
-    assert "train-images-idx3-ubyte.gz: missing" in msg and "t10k-labels-idx1-ubyte.gz: missing" in msg
+    assert (
+        "train-images-idx3-ubyte.gz: missing" in msg and "t10k-labels-idx1-ubyte.gz: missing" in msg
+    )
     assert "MNIST/raw/" in msg
 
 
@@ -394,8 +508,12 @@ def test_mnist_failed_download_explains_manual_placement(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         data.prepare("mnist", tmp_path, download=True)
     msg = str(err.value)
-    assert len(calls) == 2 and all(u.endswith("t10k-images-idx3-ubyte.gz") for u in calls)  # both mirrors
-    assert "t10k-images-idx3-ubyte.gz" in msg and "download failed" in msg and "--no-download" in msg
+    assert len(calls) == 2 and all(
+        u.endswith("t10k-images-idx3-ubyte.gz") for u in calls
+    )  # both mirrors
+    assert (
+        "t10k-images-idx3-ubyte.gz" in msg and "download failed" in msg and "--no-download" in msg
+    )
     assert "name resolution" in msg
 
 
@@ -404,7 +522,9 @@ def test_split_counts_are_checked_and_overrides_recorded(tmp_path, monkeypatch):
     monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "mnist", {"train": 50, "val": 20, "test": 12})
     with pytest.raises(DataError) as err:
         data.prepare("mnist", tmp_path, download=False)
-    assert "60 images, expected 70" in str(err.value) and "train-images-idx3-ubyte" in str(err.value)
+    assert "60 images, expected 70" in str(err.value) and "train-images-idx3-ubyte" in str(
+        err.value
+    )
 
     monkeypatch.setitem(data.SPLIT_COUNT_OVERRIDES, "mnist", {"train": 45, "val": 15, "test": 12})
     data.prepare("mnist", tmp_path, download=False)
@@ -420,11 +540,18 @@ def test_split_counts_are_checked_and_overrides_recorded(tmp_path, monkeypatch):
 # CIFAR-10 (pickled batches)
 # ------------------------------------------------------------------------------------------
 
+
 def test_cifar10_batches_whole_path(tmp_path, monkeypatch):
     src = write_cifar(tmp_path, monkeypatch)
-    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as fh:  # the documented format
+    with open(
+        tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb"
+    ) as fh:  # the documented format
         entry = pickle.load(fh, encoding="bytes")
-    assert entry[b"data"].dtype == np.uint8 and entry[b"data"].shape == (8, 3072) and b"labels" in entry
+    assert (
+        entry[b"data"].dtype == np.uint8
+        and entry[b"data"].shape == (8, 3072)
+        and b"labels" in entry
+    )
     folder = data.prepare("cifar10", tmp_path, download=False)
     train, val, test = (data.load_split("cifar10", tmp_path, s).numpy() for s in data.SPLITS)
     val_idx = np.load(folder / "val_indices.npy")
@@ -432,16 +559,23 @@ def test_cifar10_batches_whole_path(tmp_path, monkeypatch):
     np.testing.assert_array_equal(val, src["train"][val_idx])
     np.testing.assert_array_equal(train, src["train"][train_idx])
     np.testing.assert_array_equal(test, src["test"])
-    assert train.shape == (24, 3, 32, 32) and val.shape == (16, 3, 32, 32) and test.shape == (10, 3, 32, 32)
-    batches = list(DeviceLoader(torch.from_numpy(test), batch_size=4, seed=3, shuffle=False,
-                                drop_last=False))
+    assert (
+        train.shape == (24, 3, 32, 32)
+        and val.shape == (16, 3, 32, 32)
+        and test.shape == (10, 3, 32, 32)
+    )
+    batches = list(
+        DeviceLoader(torch.from_numpy(test), batch_size=4, seed=3, shuffle=False, drop_last=False)
+    )
     np.testing.assert_array_equal(torch.cat(batches).numpy(), test.astype(np.float32) / 255.0)
 
 
 def test_cifar10_from_archive_only(tmp_path, monkeypatch):
     src = write_cifar(tmp_path, monkeypatch, archive_only=True)
     assert not (tmp_path / "cifar-10-batches-py").exists()
-    data.prepare("cifar10", tmp_path, download=False)  # extracts the (MD5-checked) archive, no network
+    data.prepare(
+        "cifar10", tmp_path, download=False
+    )  # extracts the (MD5-checked) archive, no network
     np.testing.assert_array_equal(data.load_split("cifar10", tmp_path, "test").numpy(), src["test"])
     manifest = json.loads((tmp_path / "qgvae-cache" / "cifar10" / "manifest.json").read_text())
     assert "cifar-10-python.tar.gz" in {s["path"] for s in manifest["sources"]}
@@ -465,6 +599,7 @@ def test_cifar10_corrupt_batch_is_named(tmp_path, monkeypatch):
 # SVHN (.mat)
 # ------------------------------------------------------------------------------------------
 
+
 def test_svhn_uses_the_real_test_file(tmp_path, monkeypatch):
     src = write_svhn(tmp_path, monkeypatch)
     folder = data.prepare("svhn", tmp_path, download=False)
@@ -474,7 +609,11 @@ def test_svhn_uses_the_real_test_file(tmp_path, monkeypatch):
     val_idx = np.load(folder / "val_indices.npy")
     np.testing.assert_array_equal(val, src["train"][val_idx])
     np.testing.assert_array_equal(train, src["train"][np.setdiff1d(np.arange(30), val_idx)])
-    assert (train.shape, val.shape, test.shape) == ((20, 3, 32, 32), (10, 3, 32, 32), (14, 3, 32, 32))
+    assert (train.shape, val.shape, test.shape) == (
+        (20, 3, 32, 32),
+        (10, 3, 32, 32),
+        (14, 3, 32, 32),
+    )
 
 
 def test_svhn_truncated_mat_is_named(tmp_path, monkeypatch):
@@ -486,7 +625,9 @@ def test_svhn_truncated_mat_is_named(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         data.prepare("svhn", tmp_path, download=True)
     msg = str(err.value)
-    assert str(path) in msg and SVHN.split_list["test"][2] in msg and SVHN.split_list["test"][0] in msg
+    assert (
+        str(path) in msg and SVHN.split_list["test"][2] in msg and SVHN.split_list["test"][0] in msg
+    )
     assert "train_32x32.mat" not in msg.split("Expected layout")[0]  # only the bad file is listed
     assert not (tmp_path / "qgvae-cache").exists()
 
@@ -495,6 +636,7 @@ def test_svhn_truncated_mat_is_named(tmp_path, monkeypatch):
 # CelebA (JPEG folder + list files)
 # ------------------------------------------------------------------------------------------
 
+
 def test_celeba_official_partition_and_crop(tmp_path, monkeypatch):
     rows = write_celeba(tmp_path, monkeypatch)
     data.prepare("celeba64", tmp_path, download=False, workers=0)
@@ -502,7 +644,9 @@ def test_celeba_official_partition_and_crop(tmp_path, monkeypatch):
         got = data.load_split("celeba64", tmp_path, split)
         names = [f for f, p in rows if p == part]
         assert got.dtype == torch.uint8 and tuple(got.shape) == (len(names), 3, 64, 64)
-        expect = np.stack([celeba_expected(tmp_path / "celeba" / "img_align_celeba" / f) for f in names])
+        expect = np.stack(
+            [celeba_expected(tmp_path / "celeba" / "img_align_celeba" / f) for f in names]
+        )
         np.testing.assert_array_equal(got.numpy(), expect)
     manifest = json.loads((tmp_path / "qgvae-cache" / "celeba64" / "manifest.json").read_text())
     assert manifest["images"]["count"] == len(rows)
@@ -516,7 +660,9 @@ def test_celeba_missing_partition_file_is_named(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         data.prepare("celeba64", tmp_path, download=False)
     msg = str(err.value)
-    assert f"{path}: missing" in msg and "img_align_celeba/" in msg and "mmlab.ie.cuhk.edu.hk" in msg
+    assert (
+        f"{path}: missing" in msg and "img_align_celeba/" in msg and "mmlab.ie.cuhk.edu.hk" in msg
+    )
 
 
 def test_celeba_failed_download_explains_layout(tmp_path, monkeypatch):
@@ -533,8 +679,14 @@ def test_celeba_failed_download_explains_layout(tmp_path, monkeypatch):
         data.prepare("celeba64", tmp_path, download=True)
     msg = str(err.value)
     assert "img_align_celeba: missing" in msg and "quota exceeded" in msg
-    for fname in ("list_eval_partition.txt", "list_attr_celeba.txt", "identity_CelebA.txt",
-                  "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt", "000001.jpg"):
+    for fname in (
+        "list_eval_partition.txt",
+        "list_attr_celeba.txt",
+        "identity_CelebA.txt",
+        "list_bbox_celeba.txt",
+        "list_landmarks_align_celeba.txt",
+        "000001.jpg",
+    ):
         assert fname in msg
 
     (tmp_path / "celeba" / "img_align_celeba").mkdir()  # folder there but images missing
@@ -545,6 +697,7 @@ def test_celeba_failed_download_explains_layout(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------
 # photos (scikit-image's bundled photographs)
 # ------------------------------------------------------------------------------------------
+
 
 def test_photos_offline_deterministic_and_held_out(tmp_path):
     assert not set(data.PHOTOS_TEST) & set(data.PHOTOS_TRAIN)
@@ -569,8 +722,12 @@ def test_photos_offline_deterministic_and_held_out(tmp_path):
 # DeviceLoader
 # ------------------------------------------------------------------------------------------
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                               reason="no CUDA device"))]
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    ),
+]
 
 
 def images(n=103, c=1, s=4, device="cpu"):
@@ -665,41 +822,35 @@ def test_loader_values_and_validation(device):
 # command line
 # ------------------------------------------------------------------------------------------
 
-def make_parser():
-    parser = argparse.ArgumentParser(prog="qgvae")
-    data.register_cli(parser.add_subparsers(dest="command", required=True))
-    return parser
-
 
 def test_cli_prepare_and_verify(tmp_path, monkeypatch, capsys):
-    parser = make_parser()
+    from qgvae.cli import main
+
     with pytest.raises(SystemExit):
-        parser.parse_args(["prepare-data", "--help"])
+        main(["prepare-data", "--help"])
     helptext = capsys.readouterr().out
     for word in ("--root", "--no-download", "celeba64", "list_eval_partition.txt", "MNIST/raw"):
         assert word in helptext
 
     write_mnist(tmp_path, monkeypatch)
-    args = parser.parse_args(["prepare-data", "mnist", "--root", str(tmp_path), "--no-download"])
-    assert args.func(args) == 0
+    assert main(["prepare-data", "mnist", "--root", str(tmp_path), "--no-download"]) == 0
     out = capsys.readouterr().out
     assert "train" in out and "val" in out and "sha256" in out and "qgvae-cache" in out
 
-    args = parser.parse_args(["verify-data", "mnist", "--root", str(tmp_path)])
-    assert args.func(args) == 0
+    assert main(["verify-data", "mnist", "--root", str(tmp_path)]) == 0
     (tmp_path / "qgvae-cache" / "mnist" / "val.npy").write_bytes(b"x")
-    assert args.func(args) == 1
+    assert main(["verify-data", "mnist", "--root", str(tmp_path)]) == 1
     assert "val.npy" in capsys.readouterr().err
 
     (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz").unlink()
-    args = parser.parse_args(["prepare-data", "mnist", "--root", str(tmp_path), "--no-download"])
-    assert args.func(args) == 2
+    assert main(["prepare-data", "mnist", "--root", str(tmp_path), "--no-download"]) == 2
     assert "train-labels-idx1-ubyte.gz: missing" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------
 # real MNIST
 # ------------------------------------------------------------------------------------------
+
 
 def read_idx_gz(path: Path) -> np.ndarray:
     raw = gzip.decompress(path.read_bytes())
@@ -713,8 +864,10 @@ def read_idx_gz(path: Path) -> np.ndarray:
 def test_real_mnist_whole_path(tmp_path):
     root = os.environ.get("QGVAE_DATA_ROOT")
     if not root:
-        pytest.skip("QGVAE_DATA_ROOT is not set (point it at a folder holding MNIST/raw/*.gz, "
-                    "e.g. ../shared/data)")
+        pytest.skip(
+            "QGVAE_DATA_ROOT is not set (point it at a folder holding MNIST/raw/*.gz, "
+            "e.g. ../shared/data)"
+        )
     raw = Path(root) / "MNIST" / "raw"
     if not raw.is_dir():
         pytest.skip(f"QGVAE_DATA_ROOT={root} has no MNIST/raw folder")
@@ -739,10 +892,14 @@ def test_real_mnist_whole_path(tmp_path):
     resized = np.stack([pil_resize(im, 32) for im in idx_train])[:, None]
     np.testing.assert_array_equal(val.numpy(), resized[val_idx])
     np.testing.assert_array_equal(train.numpy(), resized[train_idx])
-    np.testing.assert_array_equal(test.numpy(), np.stack([pil_resize(im, 32) for im in idx_test])[:, None])
+    np.testing.assert_array_equal(
+        test.numpy(), np.stack([pil_resize(im, 32) for im in idx_test])[:, None]
+    )
     assert data.verify("mnist", tmp_path)["ok"]
 
     loader = DeviceLoader(train, batch_size=32, seed=0)
     assert len(loader) == 50_000 // 32
     batch = next(iter(loader))
-    assert batch.shape == (32, 1, 32, 32) and 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0
+    assert (
+        batch.shape == (32, 1, 32, 32) and float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0
+    )

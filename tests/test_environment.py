@@ -1,7 +1,8 @@
 """pyproject.toml and environment.yml must list the same dependencies with the same bounds."""
-import tomllib
+
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +21,9 @@ def _conda() -> set[str]:
 
 def test_dependency_lists_agree():
     py, conda = _pyproject(), _conda()
-    assert py == conda, f"only in pyproject: {sorted(py - conda)}; only in environment.yml: " \
-                        f"{sorted(conda - py)}"
+    assert py == conda, (
+        f"only in pyproject: {sorted(py - conda)}; only in environment.yml: {sorted(conda - py)}"
+    )
 
 
 def test_environment_installs_the_project():

@@ -1,4 +1,5 @@
-"""Tests of qgvae.evaluate: the run-folder contract, the CLI and an end-to-end evaluation."""
+"""Tests of qgvae.evaluation: the run-folder contract, the CLI and an end-to-end evaluation."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from qgvae import evaluate as E
-from qgvae import metrics as M
+from qgvae import errors
+from qgvae.evaluation import evaluator as E
+from qgvae.evaluation import image_metrics, usage, weights
 
 
 def make_run(run, n=5, c=3, h=32, t=6, k=16, seed=0, identical=(), run_json=True):
@@ -24,17 +26,25 @@ def make_run(run, n=5, c=3, h=32, t=6, k=16, seed=0, identical=(), run_json=True
     for i in identical:
         rec[i] = orig[i]
     codes = rng.integers(-1, k, (n, t)).astype(np.int64)
-    np.savez(run / "reconstructions.npz", originals=orig, reconstructions=rec, codes=codes,
-             codebook_size=np.int64(k), bits_per_image=np.float64(t * np.log2(k)))
+    np.savez(
+        run / "reconstructions.npz",
+        originals=orig,
+        reconstructions=rec,
+        codes=codes,
+        codebook_size=np.int64(k),
+        bits_per_image=np.float64(t * np.log2(k)),
+    )
     if run_json:
-        (run / "run.json").write_text(json.dumps(
-            {"config": {"dataset": "synthetic", "method": "noise", "other": 1}}))
+        (run / "run.json").write_text(
+            json.dumps({"config": {"dataset": "synthetic", "method": "noise", "other": 1}})
+        )
     return orig, rec, codes
 
 
 def strict_json(path):
     def bad(x):
         raise ValueError(f"non-standard JSON constant {x}")
+
     return json.loads(path.read_text(), parse_constant=bad)
 
 
@@ -59,23 +69,35 @@ def test_load_run_reads_contract(tmp_path):
 
 
 def test_load_run_rejects_bad_input(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(errors.RunFolderError, match="not found"):
         E.load_run(tmp_path / "nothing")
     run = tmp_path / "bad"
     run.mkdir()
     o = np.zeros((2, 3, 16, 16), np.uint8)
-    good = dict(originals=o, reconstructions=o, codes=np.zeros((2, 4), np.int64),
-                codebook_size=np.int64(8), bits_per_image=np.float64(12))
-    for change, match in [({"reconstructions": o.astype(np.float32)}, "uint8"),
-                          ({"reconstructions": o[:1]}, "shape"),
-                          ({"originals": np.zeros((2, 2, 16, 16), np.uint8),
-                            "reconstructions": np.zeros((2, 2, 16, 16), np.uint8)}, "C in"),
-                          ({"codes": np.zeros((3, 4), np.int64)}, "codes")]:
+    good = dict(
+        originals=o,
+        reconstructions=o,
+        codes=np.zeros((2, 4), np.int64),
+        codebook_size=np.int64(8),
+        bits_per_image=np.float64(12),
+    )
+    for change, match in [
+        ({"reconstructions": o.astype(np.float32)}, "uint8"),
+        ({"reconstructions": o[:1]}, "shape"),
+        (
+            {
+                "originals": np.zeros((2, 2, 16, 16), np.uint8),
+                "reconstructions": np.zeros((2, 2, 16, 16), np.uint8),
+            },
+            "C in",
+        ),
+        ({"codes": np.zeros((3, 4), np.int64)}, "codes"),
+    ]:
         np.savez(run / "reconstructions.npz", **{**good, **change})
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(errors.RunFolderError, match=match):
             E.load_run(run)
     np.savez(run / "reconstructions.npz", **{k: v for k, v in good.items() if k != "codes"})
-    with pytest.raises(ValueError, match="missing keys"):
+    with pytest.raises(errors.RunFolderError, match="missing keys"):
         E.load_run(run)
 
 
@@ -85,9 +107,10 @@ def test_load_run_rejects_bad_input(tmp_path):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="qgvae")
-    sub = parser.add_subparsers(dest="command", required=True)
-    E.register_cli(sub)
+    from qgvae.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return parser, sub
 
 
@@ -96,8 +119,20 @@ def test_cli_registration_and_defaults():
     a = parser.parse_args(["evaluate", "runs/x"])
     assert a.run_dir == "runs/x" and a.fid_n is None and a.protocols == ["vqwae", "native"]
     assert a.device == "auto" and a.batch_size == 100 and callable(a.func)
-    a = parser.parse_args(["evaluate", "r", "--fid-n", "500", "--protocols", "native",
-                           "--device", "cpu", "--batch-size", "7"])
+    a = parser.parse_args(
+        [
+            "evaluate",
+            "r",
+            "--fid-n",
+            "500",
+            "--protocols",
+            "native",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "7",
+        ]
+    )
     assert (a.fid_n, a.protocols, a.device, a.batch_size) == (500, ["native"], "cpu", 7)
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "r", "--protocols", "bogus"])
@@ -106,7 +141,8 @@ def test_cli_registration_and_defaults():
     helps = {name: p.format_help() for name, p in sub.choices.items()}
     assert "reconstructions.npz" in helps["evaluate"] and "--fid-n" in helps["evaluate"]
     assert "256x256" in helps["evaluate"]
-    assert "TORCH_HOME" in helps["fetch-weights"] and "offline_metric_weights.py" in helps["fetch-weights"]
+    assert "TORCH_HOME" in helps["fetch-weights"] and "--torch-home" in helps["fetch-weights"]
+    assert "shared" not in helps["fetch-weights"]  # users have no ../shared folder
 
 
 def _block_downloads(monkeypatch, home):
@@ -120,9 +156,9 @@ def _block_downloads(monkeypatch, home):
 
 def test_fetch_weights_cli_reports_missing(tmp_path, monkeypatch, capsys):
     _block_downloads(monkeypatch, tmp_path / "elsewhere")
-    parser, _ = _parser()
-    args = parser.parse_args(["fetch-weights", "--torch-home", str(tmp_path / "th")])
-    assert args.func(args) == 2
+    from qgvae.cli import main
+
+    assert main(["fetch-weights", "--torch-home", str(tmp_path / "th")]) == 2
     err = capsys.readouterr().err
     assert "alexnet-owt-7be5be79.pth" in err and str(tmp_path / "th") in err
 
@@ -133,11 +169,12 @@ def test_fetch_weights_cli_with_present_files(tmp_path, monkeypatch, capsys):
     home = tmp_path / "th"
     (home / "hub" / "checkpoints").mkdir(parents=True)
     for k in ("lpips", "fid"):
-        src = M.expected_weight_path(k)
+        src = weights.expected_weight_path(k)
         (home / "hub" / "checkpoints" / src.name).symlink_to(src)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "unused"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file",
-                        lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("must not download")
+    )
     parser, _ = _parser()
     args = parser.parse_args(["fetch-weights", "--torch-home", str(home)])
     assert args.func(args) == 0
@@ -154,14 +191,14 @@ def test_fetch_weights_cli_with_present_files(tmp_path, monkeypatch, capsys):
 def test_evaluate_missing_weights_stops_before_computing(tmp_path, monkeypatch):
     make_run(tmp_path / "run")
     _block_downloads(monkeypatch, tmp_path / "empty_home")
-    with pytest.raises(M.MissingWeightsError) as ei:
+    with pytest.raises(errors.MissingWeightsError) as ei:
         E.evaluate_run(tmp_path / "run")
     assert "alexnet-owt-7be5be79.pth" in str(ei.value)
     assert f"TORCH_HOME={tmp_path / 'empty_home'}" in str(ei.value)
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "metrics_per_image.csv").exists()
     # the weights are checked even before the run folder is read
-    with pytest.raises(M.MissingWeightsError):
+    with pytest.raises(errors.MissingWeightsError):
         E.evaluate_run(tmp_path / "does_not_exist")
 
 
@@ -171,12 +208,13 @@ def test_evaluate_names_the_fid_file_when_only_it_is_missing(tmp_path, monkeypat
     home = tmp_path / "th"
     (home / "hub" / "checkpoints").mkdir(parents=True)
     (home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").symlink_to(
-        M.expected_weight_path("lpips"))
+        weights.expected_weight_path("lpips")
+    )
     make_run(tmp_path / "run")
     _block_downloads(monkeypatch, home)
-    parser, _ = _parser()
-    args = parser.parse_args(["evaluate", str(tmp_path / "run")])
-    assert args.func(args) == 2
+    from qgvae.cli import main
+
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert str(home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth") in err
     assert "qgvae fetch-weights" in err
@@ -201,7 +239,7 @@ def fd_spy(monkeypatch):
             np.testing.assert_allclose(factor2 @ factor2.T, s2, atol=1e-9)
         return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)), {"stand_in": True}
 
-    monkeypatch.setattr(M, "frechet_distance_info", spy)
+    monkeypatch.setattr(E, "frechet_distance_info", spy)
     return calls
 
 
@@ -214,13 +252,27 @@ def test_evaluate_run_end_to_end_rgb(tmp_path, fd_spy):
 
     js = strict_json(run / "metrics.json")
     assert js == json.loads(json.dumps(res))
-    for key in ("n_images", "dataset", "method", "protocols", "usage", "bits_per_image",
-                "grayscale_repeated_to_rgb", "versions", "weights", "protocol_notes", "elapsed_s"):
+    for key in (
+        "n_images",
+        "dataset",
+        "method",
+        "protocols",
+        "usage",
+        "bits_per_image",
+        "grayscale_repeated_to_rgb",
+        "versions",
+        "weights",
+        "protocol_notes",
+        "elapsed_s",
+    ):
         assert key in js, key
     assert js["n_images"] == 4 and js["dataset"] == "synthetic" and js["method"] == "noise"
     assert js["grayscale_repeated_to_rgb"] is False and js["bits_per_image"] == pytest.approx(24.0)
     assert set(js["protocols"]) == {"vqwae", "native"}
-    assert js["protocols"]["vqwae"]["resolution"] == 256 and js["protocols"]["native"]["resolution"] == 32
+    assert (
+        js["protocols"]["vqwae"]["resolution"] == 256
+        and js["protocols"]["native"]["resolution"] == 32
+    )
     for p in ("vqwae", "native"):
         d = js["protocols"][p]
         for m in ("ssim", "psnr", "lpips"):
@@ -228,33 +280,54 @@ def test_evaluate_run_end_to_end_rgb(tmp_path, fd_spy):
         assert set(d["rfid"]) >= {"value", "n"} and d["rfid"]["n"] == 2
     assert js["usage"]["codebook_size"] == 16
     assert len(js["usage"]["per_position"]["fraction"]) == codes.shape[1]
-    assert js["usage"] == json.loads(json.dumps(M.code_usage(codes, 16)))
-    assert "alexnet-owt-7be5be79.pth" in js["weights"]["lpips"] and "sha256=" in js["weights"]["lpips"]
+    assert js["usage"] == json.loads(json.dumps(usage.code_usage(codes, 16)))
+    assert (
+        "alexnet-owt-7be5be79.pth" in js["weights"]["lpips"] and "sha256=" in js["weights"]["lpips"]
+    )
     assert "pt_inception-2015-12-05-6726825d.pth" in js["weights"]["fid"]
     assert js["versions"]["lpips"] == "0.1.4" and "bilinear" in js["protocol_notes"].lower()
 
     rows = read_csv(run / "metrics_per_image.csv")
     assert len(rows) == 4 and [int(r["index"]) for r in rows] == list(range(4))
-    assert list(rows[0]) == ["index", "vqwae_ssim", "vqwae_psnr", "vqwae_lpips",
-                             "native_ssim", "native_psnr", "native_lpips"]
+    assert list(rows[0]) == [
+        "index",
+        "vqwae_ssim",
+        "vqwae_psnr",
+        "vqwae_lpips",
+        "native_ssim",
+        "native_psnr",
+        "native_lpips",
+    ]
 
     # the CSV holds the per-image values the summary was made of, computed on the right images
-    up_o, up_r = M.upscale_pil(orig, 256), M.upscale_pil(rec, 256)
+    up_o, up_r = image_metrics.upscale_pil(orig, 256), image_metrics.upscale_pil(rec, 256)
     for i in (0, 3):
-        assert float(rows[i]["vqwae_ssim"]) == pytest.approx(M.ssim(up_o[i], up_r[i]), abs=1e-12)
-        assert float(rows[i]["native_psnr"]) == pytest.approx(M.psnr(orig[i], rec[i]), abs=1e-12)
+        assert float(rows[i]["vqwae_ssim"]) == pytest.approx(
+            image_metrics.ssim(up_o[i], up_r[i]), abs=1e-12
+        )
+        assert float(rows[i]["native_psnr"]) == pytest.approx(
+            image_metrics.psnr(orig[i], rec[i]), abs=1e-12
+        )
     for p in ("vqwae", "native"):
         for m in ("ssim", "psnr", "lpips"):
             vals = np.array([float(r[f"{p}_{m}"]) for r in rows])
             assert js["protocols"][p][m]["mean"] == pytest.approx(vals.mean(), rel=1e-12)
             assert js["protocols"][p][m]["std"] == pytest.approx(vals.std(ddof=1), rel=1e-9)
-    lp, inc = E.metric_models(torch.device("cpu"))     # the same (cached) networks
+    lp, inc = E.metric_models(torch.device("cpu"))  # the same (cached) networks
     np.testing.assert_allclose([float(r["vqwae_lpips"]) for r in rows], lp(up_o, up_r), atol=1e-6)
 
     # rFID statistics: originals vs reconstructions, first fid_n=2, on the protocol's images
     assert len(fd_spy) == 2
-    feats = inc(torch.cat([M.to_rgb_float(x) for x in (up_o[:2], up_r[:2])])).double().numpy()
-    nat = inc(torch.cat([M.to_rgb_float(x) for x in (orig[:2], rec[:2])])).double().numpy()
+    feats = (
+        inc(torch.cat([image_metrics.to_rgb_float(x) for x in (up_o[:2], up_r[:2])]))
+        .double()
+        .numpy()
+    )
+    nat = (
+        inc(torch.cat([image_metrics.to_rgb_float(x) for x in (orig[:2], rec[:2])]))
+        .double()
+        .numpy()
+    )
     for (mu1, s1, mu2, s2), f in zip(fd_spy, (feats, nat)):
         fo, fr = f[:2], f[2:]
         np.testing.assert_allclose(mu1, fo.mean(0), atol=1e-5)
@@ -262,7 +335,12 @@ def test_evaluate_run_end_to_end_rgb(tmp_path, fd_spy):
         np.testing.assert_allclose(s1, np.cov(fo, rowvar=False), atol=1e-5)
         np.testing.assert_allclose(s2, np.cov(fr, rowvar=False), atol=1e-5)
     assert js["protocols"]["native"]["rfid"]["value"] == pytest.approx(
-        float(np.sum((fd_spy[1][0] - fd_spy[1][2]) ** 2) + np.trace(fd_spy[1][1]) + np.trace(fd_spy[1][3])))
+        float(
+            np.sum((fd_spy[1][0] - fd_spy[1][2]) ** 2)
+            + np.trace(fd_spy[1][1])
+            + np.trace(fd_spy[1][3])
+        )
+    )
 
 
 @pytest.mark.weights
@@ -307,7 +385,7 @@ def test_evaluate_rejects_bad_arguments(tmp_path):
 @pytest.mark.weights
 def test_stats_cache_gives_identical_rfid(tmp_path):
     """A cache hit for the originals' Inception statistics changes no number."""
-    from qgvae.evaluate import evaluate_run
+    from qgvae.evaluation.evaluator import evaluate_run
 
     rng = np.random.default_rng(3)
     orig = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
@@ -316,12 +394,19 @@ def test_stats_cache_gives_identical_rfid(tmp_path):
     for name in ("a", "b", "c"):
         d = tmp_path / name
         d.mkdir()
-        np.savez(d / "reconstructions.npz", originals=orig, reconstructions=rec,
-                 codes=np.zeros((6, 4), np.int64), codebook_size=np.int64(8),
-                 bits_per_image=np.float64(12.0))
+        np.savez(
+            d / "reconstructions.npz",
+            originals=orig,
+            reconstructions=rec,
+            codes=np.zeros((6, 4), np.int64),
+            codebook_size=np.int64(8),
+            bits_per_image=np.float64(12.0),
+        )
         runs.append(d)
     plain = evaluate_run(runs[0], protocols=("native",), device="cpu")
-    first = evaluate_run(runs[1], protocols=("native",), device="cpu", stats_cache=tmp_path / "cache")
+    first = evaluate_run(
+        runs[1], protocols=("native",), device="cpu", stats_cache=tmp_path / "cache"
+    )
     hit = evaluate_run(runs[2], protocols=("native",), device="cpu", stats_cache=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     assert not first["protocols"]["native"]["rfid"]["originals_stats_cached"]

@@ -1,19 +1,22 @@
-"""qgvae.figures: every figure as PDF + PNG from a synthetic results tree, and the no-data path."""
+"""qgvae.rendering.figures: every figure as PDF + PNG from a synthetic results tree, and the
+no-data path."""
+
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from qgvae import figures
 from test_tables import build_fake_tree
 
-NAMES = {"method_names": {"qgvae": "QG-VAE", "vqvae": "VQ-VAE", "dqvae": "DQ-VAE"},
-         "dataset_names": {"cifar10": "CIFAR-10", "mnist": "MNIST"}}
+from qgvae.rendering import figure_images, figures
+
+NAMES = {
+    "method_names": {"qgvae": "QG-VAE", "vqvae": "VQ-VAE", "dqvae": "DQ-VAE"},
+    "dataset_names": {"cifar10": "CIFAR-10", "mnist": "MNIST"},
+}
 
 
 def _check_outputs(outdir: Path, stem: str) -> dict:
@@ -30,7 +33,7 @@ def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("figs")
     plan = build_fake_tree(root)
     out = root / "reports/figures"
-    written = figures.render_figures(plan, out, root=root, names=NAMES)
+    written, _ = figures.render_figures(plan, out, root=root, paper_values=NAMES)
     return root, plan, out, written
 
 
@@ -38,8 +41,15 @@ def test_figure_stems_follow_the_plan(rendered):
     _, plan, _, _ = rendered
     # the names the workflow declares (workflow/rules/common.smk FIGURES)
     assert figures.figure_stems(plan) == [
-        "recon_grid_mnist", "recon_grid_cifar10", "progressive", "token_influence",
-        "code_usage", "training_curves", "rate_distortion", "ablation_tokens"]
+        "recon_grid_mnist",
+        "recon_grid_cifar10",
+        "progressive",
+        "token_influence",
+        "code_usage",
+        "training_curves",
+        "rate_distortion",
+        "ablation_tokens",
+    ]
 
 
 def test_every_figure_is_produced_non_empty(rendered):
@@ -59,8 +69,7 @@ def test_captions_state_seeds_and_sources(rendered):
     recon = json.loads((out / "recon_grid_cifar10.json").read_text())
     assert "Warning" not in recon["caption"]  # same originals across methods
     infl = json.loads((out / "token_influence.json").read_text())
-    assert any("vqvae" in s for s in infl["sources"]) and any("qgvae" in s
-                                                              for s in infl["sources"])
+    assert any("vqvae" in s for s in infl["sources"]) and any("qgvae" in s for s in infl["sources"])
 
 
 def test_influence_area_separates_global_and_local():
@@ -68,8 +77,8 @@ def test_influence_area_separates_global_and_local():
     for t in range(4):
         local[t, 2 * t, 2 * t] = 1.0
     glob = np.ones((4, 8, 8))
-    assert figures._influence_area(glob).mean() == 1.0
-    assert figures._influence_area(local).mean() == pytest.approx(1 / 64)
+    assert figure_images.influence_area(glob).mean() == 1.0
+    assert figure_images.influence_area(local).mean() == pytest.approx(1 / 64)
 
 
 def test_missing_inputs_give_no_data_figures(tmp_path, capsys):
@@ -77,19 +86,24 @@ def test_missing_inputs_give_no_data_figures(tmp_path, capsys):
     shutil.rmtree(tmp_path / "results/mnist")
     shutil.rmtree(tmp_path / "results/cifar10")
     out = tmp_path / "figs"
-    figures.render_figures(plan, out, root=tmp_path)
-    printed = capsys.readouterr().out
+    _, no_data = figures.render_figures(plan, out, root=tmp_path)
     for stem in figures.figure_stems(plan):
         meta = _check_outputs(out, stem)
         assert meta["no_data"], stem
-        assert f"{stem}: no data:" in printed
+        assert no_data[stem] == meta["no_data"]
     # an empty plan still yields the declared (placeholder-free, "no data") figures
     empty = {"results": "results", "seeds": [0], "runs": {}, "tables": {}}
     stems = figures.figure_stems(empty)
-    assert stems == ["progressive", "token_influence", "code_usage", "training_curves",
-                     "rate_distortion"]
-    figures.render_figures(empty, tmp_path / "empty", root=tmp_path,
-                           only=["training_curves", "token_influence"])
+    assert stems == [
+        "progressive",
+        "token_influence",
+        "code_usage",
+        "training_curves",
+        "rate_distortion",
+    ]
+    figures.render_figures(
+        empty, tmp_path / "empty", root=tmp_path, only=["training_curves", "token_influence"]
+    )
     for stem in ("training_curves", "token_influence"):
         assert _check_outputs(tmp_path / "empty", stem)["no_data"]
 
@@ -108,12 +122,25 @@ def test_progressive_prefers_the_ordering_ablation(tmp_path):
 def test_cli_only_and_unknown_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_fake_tree(tmp_path)
-    parser = argparse.ArgumentParser()
-    figures.register_cli(parser.add_subparsers())
-    args = parser.parse_args(["figures", "--plan", "results/plan.json", "--outdir",
-                              "reports/figures", "--only", "token_influence", "recon_grid_mnist"])
-    assert args.func(args) == 0
-    assert sorted(p.name for p in (tmp_path / "reports/figures").glob("*.pdf")) == \
-        ["recon_grid_mnist.pdf", "token_influence.pdf"]
-    args = parser.parse_args(["figures", "--plan", "results/plan.json", "--only", "nope"])
-    assert args.func(args) == 2
+    from qgvae.cli import main
+
+    assert (
+        main(
+            [
+                "figures",
+                "--plan",
+                "results/plan.json",
+                "--outdir",
+                "reports/figures",
+                "--only",
+                "token_influence",
+                "recon_grid_mnist",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "reports/figures").glob("*.pdf")) == [
+        "recon_grid_mnist.pdf",
+        "token_influence.pdf",
+    ]
+    assert main(["figures", "--plan", "results/plan.json", "--only", "nope"]) == 2

@@ -1,4 +1,5 @@
-"""Tests of qgvae.model.QGVAE and qgvae.blocks (CPU, small widths)."""
+"""Tests of qgvae.models.qgvae.QGVAE and qgvae.models.blocks (CPU, small widths)."""
+
 from __future__ import annotations
 
 import math
@@ -7,20 +8,36 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qgvae.blocks import UNet, norm_groups, positional_encoding
 from qgvae.config import ConfigError, check_model_kwargs
-from qgvae.interface import ModelOutput, TokenAutoencoder
-from qgvae.model import (QGVAE, HeadwiseLinear, from_global_tokens, from_local_tokens,
-                         ordering_mask, prefix_mask, to_global_tokens, to_local_tokens)
+from qgvae.models.blocks import UNet, norm_groups, positional_encoding
+from qgvae.models.interface import ModelOutput, TokenAutoencoder
+from qgvae.models.qgvae import (
+    QGVAE,
+    HeadwiseLinear,
+    from_global_tokens,
+    from_local_tokens,
+    ordering_mask,
+    prefix_mask,
+    to_global_tokens,
+    to_local_tokens,
+)
 
 SMALL = dict(min_channels=8, max_channels=32)
 
 
+def unet_depth(unet) -> int:
+    """Number of levels of a U-Net (each level builds its child)."""
+    n, level = 0, unet.levels
+    while level is not None:
+        n, level = n + 1, level.child
+    return n
+
 
 def tiny(**kw) -> QGVAE:
     """A 16 px model that trains in a fraction of a second."""
-    base = dict(in_channels=3, image_size=16, tokens=8, heads=2, code_dim=8, codebook_size=16,
-                **SMALL)
+    base = dict(
+        in_channels=3, image_size=16, tokens=8, heads=2, code_dim=8, codebook_size=16, **SMALL
+    )
     base.update(kw)
     return QGVAE(**base)
 
@@ -33,8 +50,13 @@ PAPER = [  # (name, in_channels, image_size, downscalings, extra)
     ("svhn", 3, 32, 0, {}),
     ("celeba64_f1", 3, 64, 1, {}),
     ("celeba64_f2", 3, 64, 2, {}),
-    ("imagenet128", 3, 128, 3, dict(tokens=256, heads=128, blocks=2, min_channels=4,
-                                    max_channels=8)),
+    (
+        "imagenet128",
+        3,
+        128,
+        3,
+        dict(tokens=256, heads=128, blocks=2, min_channels=4, max_channels=8),
+    ),
 ]
 
 
@@ -48,7 +70,7 @@ def test_paper_configurations_shapes(name, c, size, f, extra):
     with torch.no_grad():
         feat = model.features(x)
         out = model(x)
-    h = size // 2 ** f
+    h = size // 2**f
     assert feat.shape == (2, kw["tokens"], h, h)
     assert model.to_tokens(feat).shape == (2, kw["tokens"], 64)
     assert isinstance(out, ModelOutput)
@@ -60,22 +82,36 @@ def test_paper_configurations_shapes(name, c, size, f, extra):
     assert model.num_tokens == kw["tokens"] and model.codebook_size == 512
     assert model.quantiser.codebooks.shape == (kw["tokens"], 512, 64)
     # recursion until the map is at most 8 px (the first f encoder levels never upsample)
-    assert model.encoder.depth() == max(math.ceil(math.log2(size / 8)) + 1, f + 1)
+    assert unet_depth(model.encoder) == max(math.ceil(math.log2(size / 8)) + 1, f + 1)
 
 
 def test_unet_levels_follow_authors_rules():
     # encoder: width doubles 16 -> 32 -> 64, top level outputs the tokens; f=1 halves the map
-    enc = UNet(in_channels=3, out_channels=64, size=32, width=16, min_channels=16,
-               max_channels=128, skip_up=1)
-    assert enc.depth() == 3
+    enc = UNet(
+        in_channels=3,
+        out_channels=64,
+        size=32,
+        width=16,
+        min_channels=16,
+        max_channels=128,
+        skip_up=1,
+    )
+    assert unet_depth(enc) == 3
     assert enc.levels.in_conv.out_channels == 16
     assert enc.levels.child.in_conv.out_channels == 32
     assert enc.levels.child.child.in_conv.out_channels == 64
     assert enc(torch.rand(1, 3, 32, 32)).shape == (1, 64, 16, 16)
     # decoder: max width throughout, f=2 doubles the map twice
-    dec = UNet(in_channels=64, out_channels=3, size=8, width=128, min_channels=16,
-               max_channels=128, skip_down=2)
-    assert dec.depth() == 3  # continues below 8 px nominal while skips remain
+    dec = UNet(
+        in_channels=64,
+        out_channels=3,
+        size=8,
+        width=128,
+        min_channels=16,
+        max_channels=128,
+        skip_down=2,
+    )
+    assert unet_depth(dec) == 3  # continues below 8 px nominal while skips remain
     assert dec(torch.rand(1, 64, 8, 8)).shape == (1, 3, 32, 32)
     assert norm_groups(64) == 16 and norm_groups(24) == 12 and norm_groups(3) == 3
 
@@ -115,8 +151,10 @@ def test_headwise_linear_matches_authors_conv1d_loop():
     # authors: [B, h*w, C], one kernel-1 Conv1d per contiguous slice of C/heads tokens
     xt = x.transpose(1, 2)
     per = tokens // heads
-    outs = [F.conv1d(xt[:, :, i * per:(i + 1) * per], lin.weight[i].t()[..., None], lin.bias[i])
-            for i in range(heads)]
+    outs = [
+        F.conv1d(xt[:, :, i * per : (i + 1) * per], lin.weight[i].t()[..., None], lin.bias[i])
+        for i in range(heads)
+    ]
     ref = torch.cat(outs, 2).transpose(1, 2)  # [B, C, D]
     assert torch.allclose(lin(x), ref, atol=1e-6)
 
@@ -142,7 +180,9 @@ def test_ordering_mask_modes():
     for step in range(6):
         mb = ordering_mask(8, t, mode="batch", step=step, generator=gen)
         if step % 3 == 2:  # the 3rd, 6th, ... batch: one k for the whole batch
-            assert not mb.all() and (mb == mb[0]).all() and torch.equal(mb, prefix_mask(mb.sum(1), t))
+            assert (
+                not mb.all() and (mb == mb[0]).all() and torch.equal(mb, prefix_mask(mb.sum(1), t))
+            )
         else:
             assert mb.all()
     with pytest.raises(ValueError):
@@ -206,9 +246,15 @@ def test_decode_prefix():
 
 
 # -- encode / decode, training, resets ------------------------------------------------------
-@pytest.mark.parametrize("kw", [{}, dict(groups=2, codebook="shared"),
-                                dict(global_tokens=False, downscalings=2),
-                                dict(ordering="sample", ordering_fill="null", downscalings=1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(groups=2, codebook="shared"),
+        dict(global_tokens=False, downscalings=2),
+        dict(ordering="sample", ordering_fill="null", downscalings=1),
+    ],
+)
 def test_decode_encode_equals_forward_in_eval(kw):
     torch.manual_seed(4)
     model = tiny(**kw).eval()
@@ -224,8 +270,10 @@ def test_local_tokens_ablation_token_count():
     model = tiny(global_tokens=False, downscalings=2)  # 16 px / 4 = 4x4 local tokens
     assert model.num_tokens == 16 and model.quantiser.num_tokens == 16
     assert model(torch.rand(2, 3, 16, 16)).codes.shape == (2, 16)
-    assert QGVAE(in_channels=3, image_size=32, global_tokens=False, downscalings=2,
-                 **SMALL).num_tokens == 64
+    assert (
+        QGVAE(in_channels=3, image_size=32, global_tokens=False, downscalings=2, **SMALL).num_tokens
+        == 64
+    )
 
 
 def test_adamw_steps_lower_the_loss():
@@ -281,21 +329,24 @@ def test_bits_per_image():
     assert isinstance(tiny(), TokenAutoencoder)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(tokens=10, heads=4), "heads"),
-    (dict(code_dim=8, groups=3), "groups"),
-    (dict(codebook="per-token"), "codebook"),
-    (dict(ordering="every-third"), "ordering"),
-    (dict(ordering_fill="noise"), "ordering_fill"),
-    (dict(ordering_prob=1.5), "ordering_prob"),
-    (dict(downscalings=5), "divisible"),
-    (dict(min_channels=64, max_channels=32), "min_channels"),
-    (dict(reset_every=-1), "reset_every"),
-    (dict(tokens=0), "tokens"),
-    (dict(codebook_size=1), "codebook_size"),
-    (dict(global_tokens="yes"), "global_tokens"),
-    (dict(blocks=1.5), "blocks"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(tokens=10, heads=4), "heads"),
+        (dict(code_dim=8, groups=3), "groups"),
+        (dict(codebook="per-token"), "codebook"),
+        (dict(ordering="every-third"), "ordering"),
+        (dict(ordering_fill="noise"), "ordering_fill"),
+        (dict(ordering_prob=1.5), "ordering_prob"),
+        (dict(downscalings=5), "divisible"),
+        (dict(min_channels=64, max_channels=32), "min_channels"),
+        (dict(reset_every=-1), "reset_every"),
+        (dict(tokens=0), "tokens"),
+        (dict(codebook_size=1), "codebook_size"),
+        (dict(global_tokens="yes"), "global_tokens"),
+        (dict(blocks=1.5), "blocks"),
+    ],
+)
 def test_bad_arguments_raise(kw, match):
     with pytest.raises(ValueError, match=match):
         tiny(**kw)
@@ -307,8 +358,11 @@ def test_bad_input_shape_raises():
 
 
 def test_constructor_fits_config_checks():
-    check_model_kwargs("qgvae", dict(tokens=32, ordering_prob=0.5, global_tokens=False,
-                                     codebook="shared", beta_commit=1), QGVAE)
+    check_model_kwargs(
+        "qgvae",
+        dict(tokens=32, ordering_prob=0.5, global_tokens=False, codebook="shared", beta_commit=1),
+        QGVAE,
+    )
     with pytest.raises(ConfigError):
         check_model_kwargs("qgvae", dict(tokens=32.0), QGVAE)
     with pytest.raises(ConfigError):

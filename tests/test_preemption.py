@@ -13,6 +13,7 @@ validation metrics as a run that was never interrupted, and never leave a ``mode
 while the run is unfinished. The fast tests drive ``qgvae train`` directly; the ``slow`` ones
 drive one training job of the workflow through Snakemake, including its incomplete-output marker.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,11 +43,27 @@ TINY = {
     "method": "qgvae",
     "dataset": "photos",
     "seed": 0,
-    "model": {"tokens": 8, "code_dim": 8, "codebook_size": 16, "heads": 2, "min_channels": 8,
-              "max_channels": 16, "reset_every": 7, "ordering": "sample"},
-    "train": {"batch_size": 8, "max_steps": 40, "checkpoint_every": 2, "log_every": 2,
-              "val_every": 10, "val_batches": 1, "device": "cpu", "amp": "none",
-              "lr": 1.0e-3},
+    "model": {
+        "tokens": 8,
+        "code_dim": 8,
+        "codebook_size": 16,
+        "heads": 2,
+        "min_channels": 8,
+        "max_channels": 16,
+        "reset_every": 7,
+        "ordering": "sample",
+    },
+    "train": {
+        "batch_size": 8,
+        "max_steps": 40,
+        "checkpoint_every": 2,
+        "log_every": 2,
+        "val_every": 10,
+        "val_batches": 1,
+        "device": "cpu",
+        "amp": "none",
+        "lr": 1.0e-3,
+    },
 }
 
 
@@ -93,16 +110,21 @@ def straight_run(tiny_config, tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------------------------- helpers
 
+
 def _log_rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()
-            if line.strip()]
+    return [
+        json.loads(line)
+        for line in (run / "train_log.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def _metrics(run: Path) -> list[tuple]:
     """Every logged number that depends only on the training trajectory (not on wall time)."""
     timing = {"images_per_s"}
-    return [tuple(sorted((k, v) for k, v in row.items() if k not in timing))
-            for row in _log_rows(run)]
+    return [
+        tuple(sorted((k, v) for k, v in row.items() if k not in timing)) for row in _log_rows(run)
+    ]
 
 
 def _checkpoint_step(run: Path) -> int:
@@ -118,8 +140,9 @@ def _assert_same_result(run: Path, reference: Path) -> None:
     assert meta["steps"] == ref["steps"]
 
 
-def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, min_step: int = 1,
-                         timeout: float = 120.0) -> None:
+def _wait_for_checkpoint(
+    proc: subprocess.Popen, run: Path, min_step: int = 1, timeout: float = 120.0
+) -> None:
     """Poll until the run has a checkpoint at >= min_step; meanwhile no model.pt may exist."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,8 +155,10 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, min_step: int = 1,
                 pass
         if proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"the run ended (rc {proc.returncode}) before it could be "
-                        f"interrupted; make it longer\n{out}")
+            pytest.fail(
+                f"the run ended (rc {proc.returncode}) before it could be "
+                f"interrupted; make it longer\n{out}"
+            )
         time.sleep(0.01)
     proc.kill()
     pytest.fail(f"no checkpoint at step >= {min_step} after {timeout:.0f} s")
@@ -161,11 +186,16 @@ def _assert_unfinished(run: Path) -> None:
 
 # ------------------------------------------------------------------ `qgvae train` directly
 
-def test_sigterm_checkpoints_and_resumes_to_identical_weights(tiny_config, straight_run,
-                                                              tmp_path):
+
+def test_sigterm_checkpoints_and_resumes_to_identical_weights(tiny_config, straight_run, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(tiny_config, run), env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        _train_cmd(tiny_config, run),
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _wait_for_checkpoint(proc, run, min_step=2)
     rc = _interrupt(proc, signal.SIGTERM)
     out = proc.stdout.read()
@@ -177,8 +207,9 @@ def test_sigterm_checkpoints_and_resumes_to_identical_weights(tiny_config, strai
     # the checkpoint is from the signal, not only the last periodic one: it holds every step done
     assert _log_rows(run)[-1]["step"] <= stopped_at
 
-    resumed = subprocess.run(_train_cmd(tiny_config, run), env=_env(), text=True,
-                             capture_output=True)
+    resumed = subprocess.run(
+        _train_cmd(tiny_config, run), env=_env(), text=True, capture_output=True
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert json.loads((run / "run.json").read_text())["resumed_from"] == [stopped_at]
     _assert_same_result(run, straight_run)
@@ -186,8 +217,13 @@ def test_sigterm_checkpoints_and_resumes_to_identical_weights(tiny_config, strai
 
 def test_sigkill_resumes_from_the_last_periodic_checkpoint(tiny_config, straight_run, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(tiny_config, run), env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        _train_cmd(tiny_config, run),
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _wait_for_checkpoint(proc, run, min_step=6)
     rc = _interrupt(proc, signal.SIGKILL)
     assert rc == -signal.SIGKILL
@@ -195,8 +231,9 @@ def test_sigkill_resumes_from_the_last_periodic_checkpoint(tiny_config, straight
     last = _checkpoint_step(run)
     assert last % TINY["train"]["checkpoint_every"] == 0 and last >= 6
 
-    resumed = subprocess.run(_train_cmd(tiny_config, run), env=_env(), text=True,
-                             capture_output=True)
+    resumed = subprocess.run(
+        _train_cmd(tiny_config, run), env=_env(), text=True, capture_output=True
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert json.loads((run / "run.json").read_text())["resumed_from"] == [last]
     _assert_same_result(run, straight_run)
@@ -206,13 +243,23 @@ def test_sigkill_resumes_from_the_last_periodic_checkpoint(tiny_config, straight
 def test_two_interruptions_in_a_row(tiny_config, straight_run, tmp_path):
     """Preempted twice (SIGTERM, then SIGKILL): resumed_from lists both, the result is the same."""
     run = tmp_path / "run"
-    first = subprocess.Popen(_train_cmd(tiny_config, run), env=_env(), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        _train_cmd(tiny_config, run),
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _wait_for_checkpoint(first, run, min_step=2)
     assert _interrupt(first, signal.SIGTERM) == SIGTERM_EXIT
     s1 = _checkpoint_step(run)
-    second = subprocess.Popen(_train_cmd(tiny_config, run), env=_env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    second = subprocess.Popen(
+        _train_cmd(tiny_config, run),
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _wait_for_checkpoint(second, run, min_step=s1 + 6)
     assert _interrupt(second, signal.SIGKILL) == -signal.SIGKILL
     s2 = _checkpoint_step(run)
@@ -232,7 +279,7 @@ WORKFLOW_TRAIN = {"max_steps": 60, "checkpoint_every": 10, "log_every": 10, "val
 @pytest.fixture(scope="module")
 def workflow_config(data_root, tmp_path_factory):
     """(config file, the qgvae default run's folder relative to the workdir)."""
-    from qgvae.experiments import build_plan
+    from qgvae.plan import build_plan
 
     cfg = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())
     cfg = copy.deepcopy(cfg)
@@ -242,46 +289,74 @@ def workflow_config(data_root, tmp_path_factory):
     cfg["results"] = "results"
     path = tmp_path_factory.mktemp("wcfg") / "workflow.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    runs = [p for p, r in build_plan(cfg)["runs"].items()
-            if r["method"] == "qgvae" and r["variant"].startswith("default")]
+    runs = [
+        p
+        for p, r in build_plan(cfg)["runs"].items()
+        if r["method"] == "qgvae" and r["variant"].startswith("default")
+    ]
     assert len(runs) == 1, runs
     return path, runs[0]
 
 
 def _snakemake(workdir: Path, config: Path, target: str, *extra: str) -> list[str]:
-    return [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--workflow-profile", "none", "--cores", "1", "--configfile", str(config),
-            "--nocolor", *extra, "--", target]
+    return [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "1",
+        "--configfile",
+        str(config),
+        "--nocolor",
+        *extra,
+        "--",
+        target,
+    ]
 
 
 def _start_group(cmd: list[str]) -> subprocess.Popen:
     """Run in its own process group, as a batch job's processes are: signals reach all of it."""
-    return subprocess.Popen(cmd, env=_env(), text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _incomplete_markers(workdir: Path) -> set[str]:
     """Outputs Snakemake has marked incomplete (.snakemake/incomplete/<urlsafe base64 of path>)."""
     folder = workdir / ".snakemake" / "incomplete"
     names = [p.name for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-    return {urlsafe_b64decode(n.encode()).decode(errors="replace") for n in names
-            if n != "migration_underway" and not n.startswith("@")}
+    return {
+        urlsafe_b64decode(n.encode()).decode(errors="replace")
+        for n in names
+        if n != "migration_underway" and not n.startswith("@")
+    }
 
 
 @pytest.fixture(scope="module")
 def workflow_straight(workflow_config, tmp_path_factory) -> Path:
     config, run = workflow_config
     workdir = tmp_path_factory.mktemp("wf_straight")
-    done = subprocess.run(_snakemake(workdir, config, f"{run}/model.pt"), env=_env(), text=True,
-                          capture_output=True)
+    done = subprocess.run(
+        _snakemake(workdir, config, f"{run}/model.pt"), env=_env(), text=True, capture_output=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return workdir / run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_workflow_training_job_resumes_after_kill(sig, workflow_config, workflow_straight,
-                                                  tmp_path):
+def test_workflow_training_job_resumes_after_kill(
+    sig, workflow_config, workflow_straight, tmp_path
+):
     config, run_rel = workflow_config
     target = f"{run_rel}/model.pt"
     run = tmp_path / run_rel
@@ -298,20 +373,32 @@ def test_workflow_training_job_resumes_after_kill(sig, workflow_config, workflow
         # with --unlock, as after any killed Snakemake) and so is its incomplete-output marker
         # for model.pt, which --rerun-incomplete below acts on. (Because model.pt is written last
         # and atomically, it never exists while marked incomplete: no partial result to delete.)
-        subprocess.run(_snakemake(tmp_path, config, target, "--unlock"), check=True, env=_env(),
-                       capture_output=True)
+        subprocess.run(
+            _snakemake(tmp_path, config, target, "--unlock"),
+            check=True,
+            env=_env(),
+            capture_output=True,
+        )
         assert target in _incomplete_markers(tmp_path)
         assert not (run / "model.pt").exists()
 
-    rerun = subprocess.run(_snakemake(tmp_path, config, target, "--rerun-incomplete"),
-                           env=_env(), text=True, capture_output=True)
+    rerun = subprocess.run(
+        _snakemake(tmp_path, config, target, "--rerun-incomplete"),
+        env=_env(),
+        text=True,
+        capture_output=True,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     meta = json.loads((run / "run.json").read_text())
     assert meta["resumed_from"] == [last], "the rerun started afresh instead of resuming"
     _assert_same_result(run, workflow_straight)
     assert target not in _incomplete_markers(tmp_path)
     # nothing left to do: the resumed output is complete and not marked incomplete
-    check = subprocess.run(_snakemake(tmp_path, config, target, "--dry-run"),
-                           env=_env(), text=True, capture_output=True)
+    check = subprocess.run(
+        _snakemake(tmp_path, config, target, "--dry-run"),
+        env=_env(),
+        text=True,
+        capture_output=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "Nothing to be done" in check.stdout + check.stderr, check.stdout + check.stderr

@@ -1,4 +1,5 @@
-"""Tests of qgvae.quantise.VectorQuantiser against independent NumPy / loop references."""
+"""Tests of qgvae.models.quantise.VectorQuantiser against independent NumPy / loop references."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qgvae.quantise import QuantiserOutput, VectorQuantiser
+from qgvae.models.quantise import QuantiserOutput, VectorQuantiser
+
 
 # -- independent references ------------------------------------------------------------------
 def nearest_codes_numpy(z: np.ndarray, books: np.ndarray, codebook: str, groups: int):
@@ -22,7 +24,7 @@ def nearest_codes_numpy(z: np.ndarray, books: np.ndarray, codebook: str, groups:
             for g in range(groups):
                 s = tok * groups + g
                 book = books[s if codebook == "individual" else g].astype(np.float64)
-                v = z[i, tok, g * sub:(g + 1) * sub].astype(np.float64)
+                v = z[i, tok, g * sub : (g + 1) * sub].astype(np.float64)
                 dist = ((book - v[None]) ** 2).sum(-1)
                 dists[i, s] = dist
                 codes[i, s] = int(np.argmin(dist))
@@ -62,7 +64,11 @@ def test_nearest_matches_numpy_brute_force(codebook, groups):
     vq = make(codebook=codebook, groups=groups)
     z = torch.randn(7, 5, 8) * 0.4
     ref, _ = nearest_codes_numpy(z.numpy(), vq.codebooks.detach().numpy(), codebook, groups)
-    assert vq.codebooks.shape == ((5 * groups if codebook == "individual" else groups), 16, 8 // groups)
+    assert vq.codebooks.shape == (
+        (5 * groups if codebook == "individual" else groups),
+        16,
+        8 // groups,
+    )
     assert np.array_equal(vq.nearest(z).numpy(), ref)
     out = vq(z)
     assert isinstance(out, QuantiserOutput)
@@ -77,13 +83,25 @@ def test_nearest_matches_numpy_brute_force(codebook, groups):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), batch=st.integers(1, 3), tokens=st.integers(1, 4),
-       groups=st.sampled_from([1, 2]), size=st.integers(1, 9),
-       codebook=st.sampled_from(["individual", "shared"]), scale=st.sampled_from([1e-2, 1.0, 30.0]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batch=st.integers(1, 3),
+    tokens=st.integers(1, 4),
+    groups=st.sampled_from([1, 2]),
+    size=st.integers(1, 9),
+    codebook=st.sampled_from(["individual", "shared"]),
+    scale=st.sampled_from([1e-2, 1.0, 30.0]),
+)
 def test_nearest_property(seed, batch, tokens, groups, size, codebook, scale):
     gen = torch.Generator().manual_seed(seed)
-    vq = VectorQuantiser(num_tokens=tokens, dim=2 * groups, codebook_size=size, codebook=codebook,
-                         groups=groups, init_range=scale)
+    vq = VectorQuantiser(
+        num_tokens=tokens,
+        dim=2 * groups,
+        codebook_size=size,
+        codebook=codebook,
+        groups=groups,
+        init_range=scale,
+    )
     with torch.no_grad():
         vq.codebooks.copy_((torch.rand(vq.codebooks.shape, generator=gen) * 2 - 1) * scale)
     z = torch.randn(batch, tokens, 2 * groups, generator=gen) * scale
@@ -92,7 +110,7 @@ def test_nearest_property(seed, batch, tokens, groups, size, codebook, scale):
     assert codes.min() >= 0 and codes.max() < size
     chosen = np.take_along_axis(dists, codes[..., None], -1)[..., 0]
     ordered = np.sort(dists, -1)
-    tol = 1e-5 * scale ** 2  # float32 rounding of the distances
+    tol = 1e-5 * scale**2  # float32 rounding of the distances
     assert np.all(chosen <= ordered[..., 0] + tol)
     # wherever the runner-up is clearly farther, the index itself must agree
     clear = ordered[..., 1] - ordered[..., 0] > tol if size > 1 else np.ones_like(codes, bool)
@@ -124,8 +142,9 @@ def test_group_slots_are_token_major():
     codes = torch.tensor([[2, 0, 1, 2]])  # token 0: groups (2, 0); token 1: groups (1, 2)
     q = vq.lookup(codes)
     books = vq.codebooks.detach()
-    expected = torch.stack([torch.cat([books[0, 2], books[1, 0]]),
-                            torch.cat([books[2, 1], books[3, 2]])])[None]
+    expected = torch.stack(
+        [torch.cat([books[0, 2], books[1, 0]]), torch.cat([books[2, 1], books[3, 2]])]
+    )[None]
     assert torch.equal(q, expected)
     assert torch.equal(vq.nearest(q), codes)
     assert vq.book_index.tolist() == [0, 1, 2, 3]
@@ -176,9 +195,14 @@ def test_perplexity_closed_form():
     z = torch.stack([torch.stack([books[0, k], books[1, 0]]) for k in range(4)])  # [4, 2, 2]
     out = vq(z)
     assert out.codes.tolist() == [[0, 0], [1, 0], [2, 0], [3, 0]]
-    assert float(out.perplexity) == pytest.approx((4.0 + 1.0) / 2)  # book 0 uniform, book 1 one code
-    assert isinstance(out.perplexity, torch.Tensor) and out.perplexity.dim() == 0 \
-        and not out.perplexity.requires_grad  # no host sync per step
+    assert float(out.perplexity) == pytest.approx(
+        (4.0 + 1.0) / 2
+    )  # book 0 uniform, book 1 one code
+    assert (
+        isinstance(out.perplexity, torch.Tensor)
+        and out.perplexity.dim() == 0
+        and not out.perplexity.requires_grad
+    )  # no host sync per step
 
 
 def test_lookup_equals_forward_and_offset_flag():
@@ -254,8 +278,12 @@ def test_reset_respects_threshold_and_noop():
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), books=st.integers(1, 4), size=st.integers(1, 12),
-       p_zero=st.floats(0.0, 1.0))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    books=st.integers(1, 4),
+    size=st.integers(1, 12),
+    p_zero=st.floats(0.0, 1.0),
+)
 def test_reset_matches_authors_loop(seed, books, size, p_zero):
     gen = torch.Generator().manual_seed(seed)
     vq = VectorQuantiser(num_tokens=books, dim=3, codebook_size=size)
@@ -295,9 +323,11 @@ def test_bf16_autocast_keeps_fp32_distances():
     assert torch.equal(codes_amp, codes_fp32)
     assert torch.equal(out_amp.codes, codes_fp32)
     assert out_amp.quantised.dtype == torch.bfloat16
-    assert out_amp.loss_codebook.dtype == torch.float32 and out_amp.loss_commit.dtype == torch.float32
+    assert (
+        out_amp.loss_codebook.dtype == torch.float32 and out_amp.loss_commit.dtype == torch.float32
+    )
     # sanity: the same search done in bf16 would pick other codes, so this test can fail
     books = vq.codebooks.detach().bfloat16()
     zb = z.bfloat16()
-    dist_bf16 = (books.square().sum(-1)[None] - 2 * torch.einsum("btd,tkd->btk", zb, books))
+    dist_bf16 = books.square().sum(-1)[None] - 2 * torch.einsum("btd,tkd->btk", zb, books)
     assert not torch.equal(dist_bf16.argmin(-1), codes_fp32)

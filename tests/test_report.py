@@ -1,16 +1,17 @@
-"""qgvae.report: report.tex holds every table and figure; PDF with TeX; clean exit without."""
+"""qgvae.rendering.report: report.tex holds every table and figure; PDF with TeX; clean exit
+without."""
+
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-
-from qgvae import figures, report, tables
 from test_tables import PAPER_YAML, build_fake_tree
+
+from qgvae.rendering import figures, report, tables
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +19,7 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     plan = build_fake_tree(root)
     pv = yaml.safe_load(PAPER_YAML.read_text())
-    tables.render_tables(plan, pv, root / "reports/tables.tex", root / "reports/tables",
-                         root=root)
+    tables.render_tables(plan, pv, root / "reports/tables.tex", root / "reports/tables", root=root)
     # one real figure (figure rendering itself is tested in test_figures.py), copied under
     # every other declared stem to keep this module fast
     figdir = root / "reports/figures"
@@ -33,17 +33,32 @@ def tree(tmp_path_factory):
 
 
 def _parser():
-    parser = argparse.ArgumentParser()
-    report.register_cli(parser.add_subparsers())
-    return parser
+    from qgvae.cli import build_parser
+
+    return build_parser()
 
 
 def _args(root: Path, *extra: str):
-    return _parser().parse_args([
-        "report", "--plan", str(root / "results/plan.json"), "--tables",
-        str(root / "reports/tables.tex"), "--figures", str(root / "reports/figures"),
-        "--methods-notes", str(root / "notes.md"), "--paper", str(PAPER_YAML),
-        "--root", str(root), "--out", str(root / "reports/report.pdf"), *extra])
+    return _parser().parse_args(
+        [
+            "report",
+            "--plan",
+            str(root / "results/plan.json"),
+            "--tables",
+            str(root / "reports/tables.tex"),
+            "--figures",
+            str(root / "reports/figures"),
+            "--methods-notes",
+            str(root / "notes.md"),
+            "--paper",
+            str(PAPER_YAML),
+            "--root",
+            str(root),
+            "--out",
+            str(root / "reports/report.pdf"),
+            *extra,
+        ]
+    )
 
 
 def test_report_tex_contains_every_table_and_figure(tree):
@@ -82,22 +97,38 @@ def test_without_tex_prints_message_and_exits_0(tree, tmp_path, monkeypatch, cap
     empty_bin.mkdir()
     monkeypatch.setenv("PATH", str(empty_bin))
     out = tmp_path / "r/report.pdf"
-    args = _parser().parse_args([
-        "report", "--plan", str(root / "results/plan.json"), "--tables",
-        str(root / "reports/tables.tex"), "--figures", str(root / "reports/figures"),
-        "--paper", str(PAPER_YAML), "--root", str(root), "--out", str(out)])
+    args = _parser().parse_args(
+        [
+            "report",
+            "--plan",
+            str(root / "results/plan.json"),
+            "--tables",
+            str(root / "reports/tables.tex"),
+            "--figures",
+            str(root / "reports/figures"),
+            "--paper",
+            str(PAPER_YAML),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     msg = capsys.readouterr().out
-    assert f"TeX not found: {out.with_suffix('.tex')} written, PDF not built; install " \
-           "texlive-latex-extra latexmk" in msg
+    assert (
+        f"TeX not found: {out.with_suffix('.tex')} written, PDF not built; install "
+        "texlive-latex-recommended latexmk" in msg
+    )
     assert out.with_suffix(".tex").is_file() and not out.exists()
 
 
 def test_missing_tables_and_figures_do_not_crash(tmp_path):
     plan = build_fake_tree(tmp_path)
     out = tmp_path / "rep/report.tex"
-    report.write_report_tex(plan, tmp_path / "nope.tex", tmp_path / "nofigs", out, {},
-                            root=tmp_path)
+    report.write_report_tex(
+        plan, tmp_path / "nope.tex", tmp_path / "nofigs", out, {}, root=tmp_path
+    )
     tex = out.read_text()
     assert "not found: run \\texttt{qgvae tables}" in tex
     assert "Figures not produced" in tex and "recon\\_grid\\_mnist" in tex

@@ -1,4 +1,4 @@
-"""qgvae.tables: LaTeX tables read from a synthetic results tree.
+"""qgvae.rendering.tables: LaTeX tables read from a synthetic results tree.
 
 ``build_fake_tree`` (also imported by test_figures / test_report) writes a plan with
 2 datasets x 2 methods x 2 seeds in Table 1, a Table 2 (DQ-VAE vs QG-VAE on CIFAR-10), one
@@ -6,9 +6,9 @@ ablation with 2 values, and one missing run (mnist / vqvae / seed 1), with synth
 metrics.json, metrics_per_image.csv, run.json, train_log.jsonl, reconstructions.npz and
 analysis.npz files.
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from qgvae import tables
+from qgvae.rendering import tables
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_YAML = REPO / "config" / "paper_values.yaml"
@@ -34,13 +34,25 @@ def _run_path(ds: str, method: str, variant: str, seed: int) -> str:
 
 
 def _variant(ds: str, method: str, extra: str = "") -> str:
-    digest = {"mnist": "aaaa", "cifar10": "bbbb"}[ds] + {"vqvae": "0001", "qgvae": "0002",
-                                                         "dqvae": "0003"}[method]
+    digest = {"mnist": "aaaa", "cifar10": "bbbb"}[ds] + {
+        "vqvae": "0001",
+        "qgvae": "0002",
+        "dqvae": "0003",
+    }[method]
     return f"{extra}_{digest}" if extra else f"default_{digest}"
 
 
-def _write_run(root: Path, run: str, ds: str, method: str, seed: int, tokens: int,
-               rng: np.random.Generator, n_images: int = 200, fid_n: int = 100) -> None:
+def _write_run(
+    root: Path,
+    run: str,
+    ds: str,
+    method: str,
+    seed: int,
+    tokens: int,
+    rng: np.random.Generator,
+    n_images: int = 200,
+    fid_n: int = 100,
+) -> None:
     folder = root / run
     folder.mkdir(parents=True, exist_ok=True)
     c, s = DATASETS[ds]
@@ -61,11 +73,16 @@ def _write_run(root: Path, run: str, ds: str, method: str, seed: int, tokens: in
     k = 64
     frac = np.clip(rng.uniform(0.4, 1.0, tokens), 0, 1)
     metrics = {
-        "n_images": n_images, "dataset": ds, "method": method, "protocols": protocols,
-        "usage": {"mean_fraction": float(frac.mean()),
-                  "mean_perplexity": float((frac * k).mean()),
-                  "per_position": {"fraction": frac.tolist(), "perplexity": (frac * k).tolist()},
-                  "codebook_size": k},
+        "n_images": n_images,
+        "dataset": ds,
+        "method": method,
+        "protocols": protocols,
+        "usage": {
+            "mean_fraction": float(frac.mean()),
+            "mean_perplexity": float((frac * k).mean()),
+            "per_position": {"fraction": frac.tolist(), "perplexity": (frac * k).tolist()},
+            "codebook_size": k,
+        },
         "bits_per_image": float(tokens * np.log2(k)),
         "grayscale_repeated_to_rgb": c == 1,
         "versions": {"torch": "2.4.0", "numpy": "1.26.4"},
@@ -76,46 +93,89 @@ def _write_run(root: Path, run: str, ds: str, method: str, seed: int, tokens: in
     per_img = ["vqwae_ssim,vqwae_psnr,vqwae_lpips,native_ssim,native_psnr,native_lpips"]
     per_img += [",".join(f"{v:.4f}" for v in rng.uniform(0, 1, 6)) for _ in range(5)]
     (folder / "metrics_per_image.csv").write_text("\n".join(per_img) + "\n")
-    (folder / "run.json").write_text(json.dumps({
-        "config": {"method": method, "dataset": ds, "seed": seed}, "seed": seed,
-        "git_commit": "0123abc", "versions": {"torch": "2.4.0"},
-        "hardware": {"gpu": "Synthetic GPU", "device": "cuda"},
-        "start": "2024-01-01T00:00:00+00:00", "end": "2024-01-01T01:00:00+00:00",
-        "steps": 200, "epochs": 2}))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "config": {"method": method, "dataset": ds, "seed": seed},
+                "seed": seed,
+                "git_commit": "0123abc",
+                "versions": {"torch": "2.4.0"},
+                "hardware": {"gpu": "Synthetic GPU", "device": "cuda"},
+                "start": "2024-01-01T00:00:00+00:00",
+                "end": "2024-01-01T01:00:00+00:00",
+                "steps": 200,
+                "epochs": 2,
+            }
+        )
+    )
     log_lines = []
     for step in range(10, 210, 10):
-        log_lines.append({"split": "train", "step": step, "epoch": step // 100,
-                          "loss": float(1.0 / step ** 0.5 + rng.uniform(0, 0.01)),
-                          "mse": float(0.5 / step ** 0.5), "commit": 0.01,
-                          "perplexity": 30.0, "images_per_s": 1000.0, "lr": 2e-4})
+        log_lines.append(
+            {
+                "split": "train",
+                "step": step,
+                "epoch": step // 100,
+                "loss": float(1.0 / step**0.5 + rng.uniform(0, 0.01)),
+                "mse": float(0.5 / step**0.5),
+                "commit": 0.01,
+                "perplexity": 30.0,
+                "images_per_s": 1000.0,
+                "lr": 2e-4,
+            }
+        )
         if step % 50 == 0:
-            log_lines.append({"split": "val", "step": step, "mse": float(0.4 / step ** 0.5),
-                              "psnr": float(15 + 5 * np.log10(step))})
-    (folder / "train_log.jsonl").write_text("\n".join(json.dumps(x) for x in log_lines)
-                                            + "\n{\"split\": \"train\", \"trunc")
+            log_lines.append(
+                {
+                    "split": "val",
+                    "step": step,
+                    "mse": float(0.4 / step**0.5),
+                    "psnr": float(15 + 5 * np.log10(step)),
+                }
+            )
+    (folder / "train_log.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in log_lines) + '\n{"split": "train", "trunc'
+    )
     n_show = 8
     # the same test images for every run of a dataset, as the real pipeline produces
-    originals = np.random.default_rng(len(ds) * 7 + c).integers(0, 256, (n_show, c, s, s),
-                                                                dtype=np.uint8)
-    recons = np.clip(originals.astype(int) + rng.integers(-30, 30, originals.shape), 0,
-                     255).astype(np.uint8)
+    originals = np.random.default_rng(len(ds) * 7 + c).integers(
+        0, 256, (n_show, c, s, s), dtype=np.uint8
+    )
+    recons = np.clip(originals.astype(int) + rng.integers(-30, 30, originals.shape), 0, 255).astype(
+        np.uint8
+    )
     codes = rng.integers(0, k, (n_show, tokens))
-    np.savez(folder / "reconstructions.npz", originals=originals, reconstructions=recons,
-             codes=codes, codebook_size=k, bits_per_image=tokens * np.log2(k))
+    np.savez(
+        folder / "reconstructions.npz",
+        originals=originals,
+        reconstructions=recons,
+        codes=codes,
+        codebook_size=k,
+        bits_per_image=tokens * np.log2(k),
+    )
     yy, xx = np.mgrid[0:s, 0:s]
     if method == "qgvae":
         influence = rng.uniform(0.5, 1.0, (tokens, s, s)).astype(np.float32)
     else:
         side = int(np.sqrt(tokens))
-        influence = np.stack([np.exp(-((yy - (t // side + 0.5) * s / side) ** 2
-                                       + (xx - (t % side + 0.5) * s / side) ** 2) / 4)
-                              for t in range(tokens)]).astype(np.float32)
+        influence = np.stack(
+            [
+                np.exp(
+                    -(
+                        (yy - (t // side + 0.5) * s / side) ** 2
+                        + (xx - (t % side + 0.5) * s / side) ** 2
+                    )
+                    / 4
+                )
+                for t in range(tokens)
+            ]
+        ).astype(np.float32)
     analysis = {"show_index": np.arange(3), "influence": influence}
     if method == "qgvae":
         ks = np.array([0, 1, 2, 4, 8, tokens])
         analysis["progressive_k"] = ks
-        analysis["progressive"] = np.stack([(originals[:3] * (kk / tokens)).astype(np.uint8)
-                                            for kk in ks])
+        analysis["progressive"] = np.stack(
+            [(originals[:3] * (kk / tokens)).astype(np.uint8) for kk in ks]
+        )
     np.savez(folder / "analysis.npz", **analysis)
 
 
@@ -125,28 +185,53 @@ def build_fake_tree(root: Path) -> dict:
     runs: dict[str, dict] = {}
     tabs: dict[str, list[dict]] = {"table1": [], "table2": [], "ablation_tokens": []}
 
-    def cell(table: str, ds: str, method: str, label: str, variant: str, tokens: int,
-             overrides: dict) -> None:
+    def cell(
+        table: str, ds: str, method: str, label: str, variant: str, tokens: int, overrides: dict
+    ) -> None:
         paths = []
         for seed in SEEDS:
             path = _run_path(ds, method, variant, seed)
             if path not in runs:
-                runs[path] = {"dataset": ds, "method": method, "variant": variant, "seed": seed,
-                              "config": {"method": method, "dataset": ds, "seed": seed,
-                                         "model": {"num_tokens": tokens}}}
+                runs[path] = {
+                    "dataset": ds,
+                    "method": method,
+                    "variant": variant,
+                    "seed": seed,
+                    "config": {
+                        "method": method,
+                        "dataset": ds,
+                        "seed": seed,
+                        "model": {"num_tokens": tokens},
+                    },
+                }
                 if path != MISSING_RUN:
                     _write_run(root, path, ds, method, seed, tokens, rng)
             paths.append(path)
-        tabs[table].append({"dataset": ds, "method": method, "label": label,
-                            "variant": variant, "overrides": overrides, "runs": paths})
+        tabs[table].append(
+            {
+                "dataset": ds,
+                "method": method,
+                "label": label,
+                "variant": variant,
+                "overrides": overrides,
+                "runs": paths,
+            }
+        )
 
     for ds in DATASETS:
         for method in ("vqvae", "qgvae"):
             cell("table1", ds, method, method, _variant(ds, method), 16, {})
     for method in ("dqvae", "qgvae"):
         cell("table2", "cifar10", method, "16 tokens", _variant("cifar10", method), 16, {})
-    cell("ablation_tokens", "cifar10", "qgvae", "8 & less_than_16",
-         _variant("cifar10", "qgvae", "num_tokens-8"), 8, {"model": {"num_tokens": 8}})
+    cell(
+        "ablation_tokens",
+        "cifar10",
+        "qgvae",
+        "8 & less_than_16",
+        _variant("cifar10", "qgvae", "num_tokens-8"),
+        8,
+        {"model": {"num_tokens": 8}},
+    )
     cell("ablation_tokens", "cifar10", "qgvae", "16", _variant("cifar10", "qgvae"), 16, {})
     plan = {"results": "results", "seeds": SEEDS, "runs": runs, "tables": tabs}
     (root / "results").mkdir(exist_ok=True)
@@ -187,8 +272,9 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = build_fake_tree(tmp_path)
     pv = yaml.safe_load(PAPER_YAML.read_text())
-    out = tables.render_tables(plan, pv, tmp_path / "reports/tables.tex",
-                               tmp_path / "reports/tables")
+    out = tables.render_tables(
+        plan, pv, tmp_path / "reports/tables.tex", tmp_path / "reports/tables"
+    )
     return tmp_path, plan, pv, out
 
 
@@ -199,7 +285,7 @@ def test_paper_values_file_is_complete_and_typed_from_the_paper():
     paper_lines = Path("/work/shared/paper/qgvae-paper.txt")
     for ds in ("mnist", "cifar10", "svhn", "celeba64"):
         vals = pv["table1"]["datasets"][ds]["values"]
-        for col, method in pv["table1"]["column_map"].items():
+        for _col, method in pv["table1"]["column_map"].items():
             assert set(vals[method]) == {"ssim", "psnr", "lpips", "rfid"}
             assert all(isinstance(v, str) for v in vals[method].values())
     for ds in ("cifar10", "celeba64"):
@@ -209,22 +295,36 @@ def test_paper_values_file_is_complete_and_typed_from_the_paper():
         for ds in ("mnist", "cifar10", "svhn", "celeba64"):
             spec = pv["table1"]["datasets"][ds]
             lo, hi = (int(x) for x in spec["source_lines"].split("-"))
-            rows = {r.split("|")[0].strip(): [c.strip() for c in r.split("|")[1:5]]
-                    for r in text[lo - 1:hi]}
+            rows = {
+                r.split("|")[0].strip(): [c.strip() for c in r.split("|")[1:5]]
+                for r in text[lo - 1 : hi]
+            }
             order = list(pv["table1"]["column_map"].values())
-            for metric, key in (("SSIM", "ssim"), ("PSNR", "psnr"), ("LPIPS", "lpips"),
-                                ("FID", "rfid")):
+            for metric, key in (
+                ("SSIM", "ssim"),
+                ("PSNR", "psnr"),
+                ("LPIPS", "lpips"),
+                ("FID", "rfid"),
+            ):
                 assert rows[metric] == [spec["values"][m][key] for m in order], (ds, metric)
         lo, hi = (int(x) for x in pv["table2"]["source_lines"].split("-"))
-        rows = {r.split("|")[0].strip(): [c.strip() for c in r.split("|")[1:5]]
-                for r in text[lo - 1:hi]}
+        rows = {
+            r.split("|")[0].strip(): [c.strip() for c in r.split("|")[1:5]]
+            for r in text[lo - 1 : hi]
+        }
         t2 = pv["table2"]["datasets"]
-        for metric, key in (("SSIM", "ssim"), ("PSNR", "psnr"), ("LPIPS", "lpips"),
-                            ("FID", "rfid")):
-            assert rows[metric] == [t2["cifar10"]["values"]["dqvae"][key],
-                                    t2["cifar10"]["values"]["qgvae"][key],
-                                    t2["celeba64"]["values"]["dqvae"][key],
-                                    t2["celeba64"]["values"]["qgvae"][key]]
+        for metric, key in (
+            ("SSIM", "ssim"),
+            ("PSNR", "psnr"),
+            ("LPIPS", "lpips"),
+            ("FID", "rfid"),
+        ):
+            assert rows[metric] == [
+                t2["cifar10"]["values"]["dqvae"][key],
+                t2["cifar10"]["values"]["qgvae"][key],
+                t2["celeba64"]["values"]["dqvae"][key],
+                t2["celeba64"]["values"]["qgvae"][key],
+            ]
 
 
 def test_per_table_files_exist(fake):
@@ -233,8 +333,12 @@ def test_per_table_files_exist(fake):
     for n in names:
         assert (root / f"reports/tables/{n}.tex").is_file()
         assert (root / f"reports/tables/{n}_native.tex").is_file()
-    assert set(tables.expected_outputs(plan, root / "reports/tables")) == \
-        {p for p in out if p.parent == root / "reports/tables"}
+    expected = {
+        root / "reports/tables" / f"{n}{suffix}.tex"
+        for n in tables.table_names(plan)
+        for suffix in ("", "_native")
+    }
+    assert expected == {p for p in out if p.parent == root / "reports/tables"}
     combined = (root / "reports/tables.tex").read_text()
     assert "\\usepackage{booktabs}" in combined.splitlines()[1]
     for n in names:
@@ -249,8 +353,12 @@ def test_mean_std_over_seeds_match_numpy(fake):
     header = rows[0]
     assert header[2:] == ["VQ-VAE", "QG-VAE"]
     cells = {c["method"]: c for c in plan["tables"]["table1"] if c["dataset"] == "cifar10"}
-    for metric, label, dec in (("ssim", "SSIM", 3), ("psnr", "PSNR", 2), ("lpips", "LPIPS", 3),
-                               ("rfid", "rFID", 2)):
+    for metric, label, dec in (
+        ("ssim", "SSIM", 3),
+        ("psnr", "PSNR", 2),
+        ("lpips", "LPIPS", 3),
+        ("rfid", "rFID", 2),
+    ):
         ours = next(r for r in rows if r[0] == label)
         assert ours[1] == "ours"
         for col, method in enumerate(["vqvae", "qgvae"], start=2):
@@ -279,7 +387,7 @@ def test_paper_values_and_differences_in_the_right_cells(fake):
         assert rows[i + 1][1] == "paper" and rows[i + 2][1] == "$\\Delta$"
         for col, method in enumerate(["vqvae", "qgvae"], start=2):
             paper = pv["table1"]["datasets"]["cifar10"]["values"][method][metric]
-            assert rows[i + 1][col] == paper          # verbatim, e.g. "0.70"
+            assert rows[i + 1][col] == paper  # verbatim, e.g. "0.70"
             ours = np.mean(_metrics_vals(root, cells[method]["runs"], "vqwae", metric))
             assert rows[i + 2][col] == f"${ours - float(paper):+.{dec}f}$"
     assert "0.70" in tex  # the paper's printed precision survives
@@ -295,19 +403,25 @@ def test_missing_run_and_missing_paper_value_render_dashes(tmp_path, monkeypatch
     plan = build_fake_tree(tmp_path)
     # make mnist/vqvae fully missing and add a split-VQ column the paper does not have
     shutil.rmtree(tmp_path / "results/mnist/vqvae/default_aaaa0001/seed0")
-    split = {"dataset": "mnist", "method": "splitvq", "label": "splitvq", "variant": "d_x",
-             "overrides": {}, "runs": ["results/mnist/splitvq/d_x/seed0"]}
+    split = {
+        "dataset": "mnist",
+        "method": "splitvq",
+        "label": "splitvq",
+        "variant": "d_x",
+        "overrides": {},
+        "runs": ["results/mnist/splitvq/d_x/seed0"],
+    }
     plan["tables"]["table1"].append(split)
     pv = yaml.safe_load(PAPER_YAML.read_text())
     tables.render_tables(plan, pv, tmp_path / "t.tex", tmp_path / "t")
     rows = _table_rows((tmp_path / "t/table1_mnist.tex").read_text())
     assert rows[0][2:] == ["VQ-VAE", "QG-VAE", "Split-VQ"]
     ssim = next(i for i, r in enumerate(rows) if r[0] == "SSIM")
-    assert rows[ssim][2].startswith("--\\textsuperscript{")          # ours missing, footnoted
+    assert rows[ssim][2].startswith("--\\textsuperscript{")  # ours missing, footnoted
     assert rows[ssim][4].startswith("--\\textsuperscript{")
-    assert rows[ssim + 1][4] == "--"                   # no paper value for split VQ
+    assert rows[ssim + 1][4] == "--"  # no paper value for split VQ
     assert rows[ssim + 2][2] == "--" and rows[ssim + 2][4] == "--"  # no difference
-    assert rows[ssim + 1][2] == "0.98"                 # paper value still shown
+    assert rows[ssim + 1][2] == "0.98"  # paper value still shown
     tex = (tmp_path / "t/table1_mnist.tex").read_text()
     assert "no metrics for any seed" in tex and "seed\\{0,1\\}" in tex
 
@@ -317,8 +431,9 @@ def test_partial_seeds_are_footnoted(fake):
     tex = (root / "reports/tables/table1_mnist.tex").read_text()
     rows = _table_rows(tex)
     ours = next(r for r in rows if r[0] == "PSNR")
-    cell = next(c for c in plan["tables"]["table1"]
-                if c["dataset"] == "mnist" and c["method"] == "vqvae")
+    cell = next(
+        c for c in plan["tables"]["table1"] if c["dataset"] == "mnist" and c["method"] == "vqvae"
+    )
     vals = _metrics_vals(root, cell["runs"], "vqwae", "psnr")
     assert len(vals) == 1
     assert ours[2].startswith(f"${vals[0]:.2f}$")
@@ -336,43 +451,64 @@ def test_ablation_table_rows_and_escaping(fake):
     for row, c in zip(rows[1:], plan["tables"]["ablation_tokens"]):
         vals = _metrics_vals(root, c["runs"], "vqwae", "lpips")
         assert row[3] == _expected(vals, 3)
-        bits = [json.loads((root / r / "metrics.json").read_text())["bits_per_image"]
-                for r in c["runs"]]
+        bits = [
+            json.loads((root / r / "metrics.json").read_text())["bits_per_image"] for r in c["runs"]
+        ]
         assert len(set(bits)) == 1 and row[5] == f"${bits[0]:.0f}$"  # no spread for a rate
 
 
 def test_latex_escape():
-    assert tables.latex_escape("a_b & 50% #1 {x} ~ ^ \\ $ <") == \
-        ("a\\_b \\& 50\\% \\#1 \\{x\\} \\textasciitilde{} \\textasciicircum{} "
-         "\\ensuremath{\\backslash} \\ensuremath{\\$} \\ensuremath{<}")
+    assert tables.latex_escape("a_b & 50% #1 {x} ~ ^ \\ $ <") == (
+        "a\\_b \\& 50\\% \\#1 \\{x\\} \\textasciitilde{} \\textasciicircum{} "
+        "\\ensuremath{\\backslash} \\ensuremath{\\$} \\ensuremath{<}"
+    )
     assert tables.latex_escape("±") == "$\\pm$"
 
 
 def test_cli_renders(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     build_fake_tree(tmp_path)
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    tables.register_cli(sub)
-    args = parser.parse_args(["tables", "--plan", "results/plan.json", "--paper",
-                              str(PAPER_YAML), "--out", "reports/tables.tex",
-                              "--outdir", "reports/tables", "--protocol", "native"])
-    assert args.func(args) == 0
+    from qgvae.cli import main
+
+    assert (
+        main(
+            [
+                "tables",
+                "--plan",
+                "results/plan.json",
+                "--paper",
+                str(PAPER_YAML),
+                "--out",
+                "reports/tables.tex",
+                "--outdir",
+                "reports/tables",
+                "--protocol",
+                "native",
+            ]
+        )
+        == 0
+    )
     # main protocol native: unsuffixed files are native, vqwae ones suffixed
     assert (tmp_path / "reports/tables/table1_cifar10_vqwae.tex").is_file()
     assert "\\texttt{native}" in (tmp_path / "reports/tables/table1_cifar10.tex").read_text()
-    args = parser.parse_args(["tables", "--plan", "nope.json", "--paper", str(PAPER_YAML)])
-    assert args.func(args) == 2
+    assert main(["tables", "--plan", "nope.json", "--paper", str(PAPER_YAML)]) == 2
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_tables_compile_with_pdflatex(fake):
     root, *_ = fake
     doc = root / "reports" / "doc.tex"
-    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                   "\\input{tables.tex}\n\\end{document}\n")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                          cwd=doc.parent, capture_output=True, text=True, timeout=120)
+    doc.write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        "\\input{tables.tex}\n\\end{document}\n"
+    )
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=doc.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (doc.parent / "doc.pdf").stat().st_size > 1000
     assert not re.search(r"^! ", proc.stdout, re.M)

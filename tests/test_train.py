@@ -1,4 +1,5 @@
 """The trainer: resume equivalence, divergence handling, run metadata, logs, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import pytest
 import torch
 
-from qgvae import train as trainer
+from qgvae.training import trainer
 
 
 @pytest.mark.parametrize("ordering", ["sample", "batch"])
@@ -108,16 +109,22 @@ def test_cli_train_and_reconstruct(tmp_path, photos_root, capsys, tiny_run):
 def test_cli_reports_bad_config(tmp_path, capsys):
     from qgvae.cli import main
 
-    code = main(["train", "--config-json", json.dumps({"method": "qgvae", "dataset": "photos",
-                                                       "train": {"lr": "fast"}}),
-                 "--out", str(tmp_path)])
+    code = main(
+        [
+            "train",
+            "--config-json",
+            json.dumps({"method": "qgvae", "dataset": "photos", "train": {"lr": "fast"}}),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "train.lr" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
 def test_reconstruction_rounds_not_truncates():
-    from qgvae.reconstruct import to_uint8
+    from qgvae.evaluation.reconstruct import to_uint8
 
     x = torch.tensor([0.0, 0.999 / 255, 1.5 / 255, 254.6 / 255, 1.0, 1.2, -0.1])
     assert to_uint8(x).tolist() == [0, 1, 2, 255, 255, 255, 0]

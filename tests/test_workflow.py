@@ -5,6 +5,7 @@ The dry runs call the `snakemake` beside this Python (the project's environment)
 repository; they need the package importable, but no data, weights or results (``--forceall``
 makes the job counts independent of what already exists).
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qgvae.experiments import build_plan, runs_for
+from qgvae.plan import build_plan, runs_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,8 +37,9 @@ def _env() -> dict[str, str]:
 
 
 def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def dry_run(target: str, configfile: Path | None = None) -> str:
@@ -56,7 +58,7 @@ def job_counts(output: str) -> Counter:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
     counts: Counter = Counter()
-    for line in lines[start + 3:]:  # skip "job count" and the dashes
+    for line in lines[start + 3 :]:  # skip "job count" and the dashes
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
@@ -69,8 +71,12 @@ def job_counts(output: str) -> Counter:
 def trained_runs(output: str) -> set[str]:
     """Run folders whose training the dry run schedules."""
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", output)
-    return {m.group(1) for block in blocks if re.match(r"(?:local)?rule train:", block)
-            for m in re.finditer(r"output: (\S+)/model\.pt", block)}
+    return {
+        m.group(1)
+        for block in blocks
+        if re.match(r"(?:local)?rule train:", block)
+        for m in re.finditer(r"output: (\S+)/model\.pt", block)
+    }
 
 
 def load(path: Path) -> dict:
@@ -115,10 +121,10 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     assert counts["reconstruct"] == hand
     assert counts["evaluate"] == hand
     assert trained_runs(paper_all) == set(paper_plan["runs"])
-    assert counts["prepare_data"] == 4                # mnist, cifar10, svhn, celeba64
+    assert counts["prepare_data"] == 4  # mnist, cifar10, svhn, celeba64
     assert counts["fetch_weights"] == 1
     assert counts["plan"] == 1
-    tables = len(paper_plan["tables"])                # table1, table2, 6 ablations
+    tables = len(paper_plan["tables"])  # table1, table2, 6 ablations
     assert tables == 8
     assert counts["table_plan"] == tables and counts["table"] == tables
     assert counts["tables"] == 1 and counts["report_document"] == 1
@@ -129,19 +135,29 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
 def test_paper_plan_cells_per_table(paper_plan):
     # Cells per table as configured; runs per table = distinct cells x seeds.
     cells = {name: len(c) for name, c in paper_plan["tables"].items()}
-    assert cells == {"table1": 20, "table2": 8, "ablation_codebooks": 3, "ablation_heads": 4,
-                     "ablation_reset_interval": 4, "ablation_ordering": 4, "ablation_tokens": 8,
-                     "ablation_global_local": 3}
+    assert cells == {
+        "table1": 20,
+        "table2": 8,
+        "ablation_codebooks": 3,
+        "ablation_heads": 4,
+        "ablation_reset_interval": 4,
+        "ablation_ordering": 4,
+        "ablation_tokens": 8,
+        "ablation_global_local": 3,
+    }
     # A default-valued ablation cell is Table 1's run (same folder), not a second training.
     t1 = set(runs_for(paper_plan, "table1"))
     heads = runs_for(paper_plan, "ablation_heads")
     assert len(heads) == 12 and len(set(heads) & t1) == 3
 
 
-@pytest.mark.parametrize("target, n_runs", [
-    ("ablation_heads", 12),      # heads 1, 8 (Table 1's CIFAR-10 QG-VAE), 32, 64 x 3 seeds
-    ("table2", 24),              # 8 cells x 3 seeds
-])
+@pytest.mark.parametrize(
+    "target, n_runs",
+    [
+        ("ablation_heads", 12),  # heads 1, 8 (Table 1's CIFAR-10 QG-VAE), 32, 64 x 3 seeds
+        ("table2", 24),  # 8 cells x 3 seeds
+    ],
+)
 def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
     out = dry_run(target)
     counts = job_counts(out)
@@ -171,7 +187,7 @@ def test_ablations_target_is_the_union_of_the_axes(paper_plan):
 
 def test_quick_config_has_the_papers_dag_shape(paper_all, quick_all):
     quick, paper = job_counts(quick_all), job_counts(paper_all)
-    assert set(quick) == set(paper)                       # every rule of the paper's DAG
+    assert set(quick) == set(paper)  # every rule of the paper's DAG
     cfg = load(QUICK)
     plan = build_plan(cfg)
     assert cfg["seeds"] == [0] and set(cfg["datasets"]) == {"photos"}
@@ -191,8 +207,11 @@ def test_eval_settings_reach_reconstruct_and_evaluate_not_training(quick_all):
     train = re.findall(r"qgvae train --config-json '(\{.*?\})' --out", out)
     assert train and all('"eval"' not in cmd for cmd in train)
     assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 64 ", out)
-    assert re.search(r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae native "
-                     r"--stats-cache results/quick/\.fid-stats --fid-n 32 ", out)
+    assert re.search(
+        r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae native "
+        r"--stats-cache results/quick/\.fid-stats --fid-n 32 ",
+        out,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,9 +243,15 @@ BAD = {
     "unknown model key": (("methods", "qgvae", "model", "num_heads"), 8, "num_heads"),
     "wrong model type": (("methods", "qgvae", "model", "tokens"), "many", "tokens"),
     "unquoted (integer) label": (
-        ("ablations", "axes", "heads", "values"), {8: {"qgvae": {}}}, "heads.values"),
+        ("ablations", "axes", "heads", "values"),
+        {8: {"qgvae": {}}},
+        "heads.values",
+    ),
     "unknown ablation model key": (
-        ("ablations", "axes", "heads", "values", "32", "qgvae", "model", "n_heads"), 32, "n_heads"),
+        ("ablations", "axes", "heads", "values", "32", "qgvae", "model", "n_heads"),
+        32,
+        "n_heads",
+    ),
 }
 
 
@@ -258,7 +283,7 @@ def test_lint_is_clean():
 
 def test_workflow_profile_defaults():
     prof = load(PROFILE / "config.yaml")
-    assert "code" not in prof["rerun-triggers"]            # code edits must not retrain
+    assert "code" not in prof["rerun-triggers"]  # code edits must not retrain
     assert set(prof["rerun-triggers"]) == {"mtime", "params", "input"}
     assert "gpu=1" in prof["resources"]
     assert prof["rerun-incomplete"] is True and prof["keep-going"] is False
@@ -273,16 +298,23 @@ def test_workflow_profile_is_found_without_naming_it():
     assert "Using workflow specific profile" in out.stdout + out.stderr
 
 
-def test_every_rule_logs_and_heavy_rules_benchmark():
-    text = {p.name: p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk")}
-    rules = re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", "".join(text.values()), re.M | re.S)
+def test_every_rule_logs_and_heavy_rules_benchmark(quick_all):
+    text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    rules = re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S)
     assert len(rules) >= 12
     for name, body in rules:
         assert "    log:" in body, name
     heavy = {name: body for name, body in rules if name in ("train", "reconstruct", "evaluate")}
     assert len(heavy) == 3
     for name, body in heavy.items():
-        assert "    benchmark:" in body and "gpu=" in body and "runtime=" in body, name
+        assert "    benchmark:" in body and f'job_resources("{name}")' in body, name
+    # every heavy job of the dry run asks for the config's GPUs, memory and time
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", quick_all)
+    jobs = [b for b in blocks if re.match(r"rule (train|reconstruct|evaluate):", b)]
+    assert len(jobs) >= 3 * 13
+    for block in jobs:
+        res = re.search(r"resources: (.*)", block).group(1)
+        assert all(f"{key}=" in res for key in ("gpu", "mem_mb", "runtime")), block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +322,7 @@ def test_every_rule_logs_and_heavy_rules_benchmark():
 
 
 def _weights_present() -> bool:
-    from qgvae.metrics import expected_weight_path
+    from qgvae.evaluation.weights import expected_weight_path
 
     return all(expected_weight_path(k).is_file() for k in ("lpips", "fid"))
 
@@ -301,10 +333,21 @@ def test_quick_workflow_end_to_end(tmp_path):
     if not _weights_present():
         pytest.skip("LPIPS / FID weights not in the torch hub cache (qgvae fetch-weights)")
     shutil.copytree(REPO / "config", tmp_path / "config")
-    res = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                    "--workflow-profile", str(PROFILE), "--cores", "2", "all",
-                    "--configfile", str(tmp_path / "config" / "quick.yaml"),
-                    cwd=tmp_path, timeout=1800)
+    res = snakemake(
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--workflow-profile",
+        str(PROFILE),
+        "--cores",
+        "2",
+        "all",
+        "--configfile",
+        str(tmp_path / "config" / "quick.yaml"),
+        cwd=tmp_path,
+        timeout=1800,
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     tables = tmp_path / "reports" / "tables.tex"
@@ -313,21 +356,45 @@ def test_quick_workflow_end_to_end(tmp_path):
     for axis in load(QUICK)["ablations"]["axes"]:
         assert (tmp_path / "reports" / "figures" / f"ablation_{axis}.png").is_file()
     # nothing left to do
-    again = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                      "--dry-run", "--cores", "2", "all",
-                      "--configfile", str(tmp_path / "config" / "quick.yaml"), cwd=tmp_path)
+    again = snakemake(
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--dry-run",
+        "--cores",
+        "2",
+        "all",
+        "--configfile",
+        str(tmp_path / "config" / "quick.yaml"),
+        cwd=tmp_path,
+    )
     assert "Nothing to be done" in again.stdout + again.stderr
     # the HTML report of what was built
-    html = snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                     "--report", str(tmp_path / "reports" / "report.html"),
-                     "--configfile", str(tmp_path / "config" / "quick.yaml"), cwd=tmp_path)
+    html = snakemake(
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--report",
+        str(tmp_path / "reports" / "report.html"),
+        "--configfile",
+        str(tmp_path / "config" / "quick.yaml"),
+        cwd=tmp_path,
+    )
     assert html.returncode == 0, (html.stdout + html.stderr)[-4000:]
     # tables.tex compiles
     if shutil.which("pdflatex"):
         doc = tmp_path / "doc.tex"
-        doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
-                       "\\begin{document}\n\\input{" + tables.as_posix() + "}\n\\end{document}\n")
-        tex = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
-                              doc.name], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300)
+        doc.write_text(
+            "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+            "\\begin{document}\n\\input{" + tables.as_posix() + "}\n\\end{document}\n"
+        )
+        tex = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert tex.returncode == 0, tex.stdout[-3000:]

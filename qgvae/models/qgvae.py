@@ -5,13 +5,14 @@ image ``[B, c, S, S]`` -> encoder U-Net (+ 1x1 conv of the average-pooled image)
 -> **transpose**: ``[B, C, h*w]``, every channel becomes one *global* token
 -> per-head affine maps ``R^(h*w) -> R^D`` (``heads`` maps, each shared by ``C / heads``
    consecutive tokens) -> ``z [B, C, D]``
--> :class:`~qgvae.quantise.VectorQuantiser` (one codebook per token, learned offset)
+-> :class:`~qgvae.models.quantise.VectorQuantiser` (one codebook per token, learned offset)
 -> [training only, optional: ordering regularisation replaces tokens ``k..C-1``]
 -> per-head affine maps ``R^D -> R^(h*w)`` -> ``[B, C, h, w]``
 -> decoder U-Net upsampling f times (+ 1x1 conv of its input, upsampled) -> image.
 
 No output activation; the loss is ``MSE + 0.25 ||sg[z] - e||^2 + 1.0 ||z - sg[e]||^2``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,16 @@ from .blocks import UNet, conv1x1, resize
 from .interface import ModelOutput, TokenAutoencoder
 from .quantise import VectorQuantiser
 
-__all__ = ["QGVAE", "HeadwiseLinear", "to_global_tokens", "from_global_tokens",
-           "to_local_tokens", "from_local_tokens", "prefix_mask", "ordering_mask"]
+__all__ = [
+    "QGVAE",
+    "HeadwiseLinear",
+    "to_global_tokens",
+    "from_global_tokens",
+    "to_local_tokens",
+    "from_local_tokens",
+    "prefix_mask",
+    "ordering_mask",
+]
 
 CODEBOOKS = ("individual", "shared")
 ORDERINGS = ("off", "sample", "batch")
@@ -58,7 +67,7 @@ def from_local_tokens(tokens: Tensor, h: int, w: int) -> Tensor:
 
 
 class HeadwiseLinear(nn.Module):
-    """``heads`` affine maps ``R^in -> R^out``; map ``i`` serves tokens ``[i*T/heads, (i+1)*T/heads)``.
+    """``heads`` affine maps ``R^in -> R^out``; map ``i`` serves the i-th ``T / heads`` tokens.
 
     ``[B, T, in] -> [B, T, out]``; the same as the authors' list of kernel-1 Conv1d (one per head,
     applied to a contiguous slice of tokens), as one einsum. Initialised like Conv1d / Linear:
@@ -69,11 +78,15 @@ class HeadwiseLinear(nn.Module):
         super().__init__()
         self.heads, self.in_features, self.out_features = heads, in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(heads, in_features, out_features).uniform_(-bound, bound))
+        self.weight = nn.Parameter(
+            torch.empty(heads, in_features, out_features).uniform_(-bound, bound)
+        )
         self.bias = nn.Parameter(torch.empty(heads, out_features).uniform_(-bound, bound))
 
     def extra_repr(self) -> str:
-        return f"heads={self.heads}, in_features={self.in_features}, out_features={self.out_features}"
+        return (
+            f"heads={self.heads}, in_features={self.in_features}, out_features={self.out_features}"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
@@ -83,8 +96,12 @@ class HeadwiseLinear(nn.Module):
 
 
 # -- ordering regularisation ----------------------------------------------------------------
-def prefix_mask(k: Tensor | int, num_tokens: int, batch: int | None = None,
-                device: torch.device | str | None = None) -> Tensor:
+def prefix_mask(
+    k: Tensor | int,
+    num_tokens: int,
+    batch: int | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """BoolTensor ``[B, T]``: True for the kept tokens ``0..k-1``, False from token ``k`` on.
 
     ``k`` is an int (same for all samples; then ``batch`` gives B) or a LongTensor ``[B]``.
@@ -95,9 +112,16 @@ def prefix_mask(k: Tensor | int, num_tokens: int, batch: int | None = None,
     return positions[None, :] < k.reshape(-1, 1)
 
 
-def ordering_mask(batch: int, num_tokens: int, *, mode: str, prob: float = 1 / 3, step: int = 0,
-                  device: torch.device | str | None = None,
-                  generator: torch.Generator | None = None) -> Tensor:
+def ordering_mask(
+    batch: int,
+    num_tokens: int,
+    *,
+    mode: str,
+    prob: float = 1 / 3,
+    step: int = 0,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Which tokens the decoder sees in one training step: BoolTensor ``[B, T]`` (True = kept).
 
     - ``"off"``:    everything kept.
@@ -162,23 +186,52 @@ class QGVAE(TokenAutoencoder):
     ``T * groups * log2(K)`` with T = tokens (global) or h*w (local).
     """
 
-    def __init__(self, *, in_channels: int, image_size: int, tokens: int = 64,
-                 downscalings: int = 0, code_dim: int = 64, codebook_size: int = 512,
-                 heads: int = 8, blocks: int = 1, min_channels: int = 16,
-                 max_channels: int = 128, codebook: str = "individual", groups: int = 1,
-                 reset_every: int = 100, ordering: str = "off", ordering_fill: str = "zeros",
-                 ordering_prob: float = 1 / 3, global_tokens: bool = True,
-                 beta_codebook: float = 0.25, beta_commit: float = 1.0) -> None:
+    display_name = "QG-VAE"
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        tokens: int = 64,
+        downscalings: int = 0,
+        code_dim: int = 64,
+        codebook_size: int = 512,
+        heads: int = 8,
+        blocks: int = 1,
+        min_channels: int = 16,
+        max_channels: int = 128,
+        codebook: str = "individual",
+        groups: int = 1,
+        reset_every: int = 100,
+        ordering: str = "off",
+        ordering_fill: str = "zeros",
+        ordering_prob: float = 1 / 3,
+        global_tokens: bool = True,
+        beta_codebook: float = 0.25,
+        beta_commit: float = 1.0,
+    ) -> None:
         super().__init__()
-        _check_int(in_channels=in_channels, image_size=image_size, tokens=tokens,
-                   code_dim=code_dim, codebook_size=codebook_size, heads=heads, blocks=blocks,
-                   min_channels=min_channels, max_channels=max_channels, groups=groups)
+        _check_int(
+            in_channels=in_channels,
+            image_size=image_size,
+            tokens=tokens,
+            code_dim=code_dim,
+            codebook_size=codebook_size,
+            heads=heads,
+            blocks=blocks,
+            min_channels=min_channels,
+            max_channels=max_channels,
+            groups=groups,
+        )
         _check_int(minimum=0, downscalings=downscalings, reset_every=reset_every)
         if codebook_size < 2:
             raise ValueError(f"codebook_size must be >= 2, got {codebook_size}")
-        if image_size % 2 ** downscalings:
-            raise ValueError(f"image_size ({image_size}) must be divisible by "
-                             f"2**downscalings ({2 ** downscalings})")
+        if image_size % 2**downscalings:
+            raise ValueError(
+                f"image_size ({image_size}) must be divisible by "
+                f"2**downscalings ({2**downscalings})"
+            )
         if min_channels > max_channels:
             raise ValueError(f"min_channels ({min_channels}) > max_channels ({max_channels})")
         if code_dim % groups:
@@ -187,9 +240,11 @@ class QGVAE(TokenAutoencoder):
             raise ValueError(f"global_tokens must be a bool, got {global_tokens!r}")
         if global_tokens and tokens % heads:
             raise ValueError(f"tokens ({tokens}) must be divisible by heads ({heads})")
-        for name, value, allowed in (("codebook", codebook, CODEBOOKS),
-                                     ("ordering", ordering, ORDERINGS),
-                                     ("ordering_fill", ordering_fill, FILLS)):
+        for name, value, allowed in (
+            ("codebook", codebook, CODEBOOKS),
+            ("ordering", ordering, ORDERINGS),
+            ("ordering_fill", ordering_fill, FILLS),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= float(ordering_prob) <= 1.0:
@@ -200,14 +255,20 @@ class QGVAE(TokenAutoencoder):
         self.reset_every, self.ordering = reset_every, ordering
         self.ordering_fill, self.ordering_prob = ordering_fill, float(ordering_prob)
         self.groups = groups
-        self.feature_size = h = image_size // 2 ** downscalings
+        self.feature_size = h = image_size // 2**downscalings
         num_positions = tokens if global_tokens else h * h  # T, tokens before grouping
         if ordering != "off" and num_positions < 2:
             raise ValueError("ordering regularisation needs at least 2 tokens")
 
         unet = dict(min_channels=min_channels, max_channels=max_channels, blocks=blocks)
-        self.encoder = UNet(in_channels=in_channels, out_channels=tokens, size=image_size,
-                            width=min_channels, skip_up=downscalings, **unet)
+        self.encoder = UNet(
+            in_channels=in_channels,
+            out_channels=tokens,
+            size=image_size,
+            width=min_channels,
+            skip_up=downscalings,
+            **unet,
+        )
         self.encoder_skip = conv1x1(in_channels, tokens)
         if global_tokens:
             self.to_code = HeadwiseLinear(heads, h * h, code_dim)
@@ -215,16 +276,28 @@ class QGVAE(TokenAutoencoder):
         else:
             self.to_code = conv1x1(tokens, code_dim)
             self.from_code = conv1x1(code_dim, tokens)
-        self.quantiser = VectorQuantiser(num_tokens=num_positions, dim=code_dim,
-                                         codebook_size=codebook_size, codebook=codebook,
-                                         groups=groups, offset=True, beta_codebook=beta_codebook,
-                                         beta_commit=beta_commit)
+        self.quantiser = VectorQuantiser(
+            num_tokens=num_positions,
+            dim=code_dim,
+            codebook_size=codebook_size,
+            codebook=codebook,
+            groups=groups,
+            offset=True,
+            beta_codebook=beta_codebook,
+            beta_commit=beta_commit,
+        )
         self.null_token = None
         if ordering != "off" and ordering_fill == "null":
             self.null_token = nn.Parameter((torch.rand(code_dim) * 2.0 - 1.0) * 0.5)
         # The authors' decoder U-Net runs at max_channels from its first level on.
-        self.decoder = UNet(in_channels=tokens, out_channels=in_channels, size=h,
-                            width=max_channels, skip_down=downscalings, **unet)
+        self.decoder = UNet(
+            in_channels=tokens,
+            out_channels=in_channels,
+            size=h,
+            width=max_channels,
+            skip_down=downscalings,
+            **unet,
+        )
         self.decoder_skip = conv1x1(tokens, in_channels)
 
         self.num_positions = num_positions
@@ -236,8 +309,9 @@ class QGVAE(TokenAutoencoder):
     def _check_images(self, x: Tensor) -> None:
         want = (self.in_channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected images [B, {want[0]}, {want[1]}, {want[2]}], "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images [B, {want[0]}, {want[1]}, {want[2]}], got {tuple(x.shape)}"
+            )
 
     def features(self, x: Tensor) -> Tensor:
         """Encoder: images ``[B, c, S, S]`` -> feature map ``[B, C, h, w]``."""
@@ -274,13 +348,22 @@ class QGVAE(TokenAutoencoder):
         out = self.quantiser(self.to_tokens(self.features(x)))
         q, codes = out.quantised, out.codes
         if self.training and self.ordering != "off":
-            keep = ordering_mask(x.shape[0], self.num_positions, mode=self.ordering,
-                                 prob=self.ordering_prob, step=self._step, device=x.device)
+            keep = ordering_mask(
+                x.shape[0],
+                self.num_positions,
+                mode=self.ordering,
+                prob=self.ordering_prob,
+                step=self._step,
+                device=x.device,
+            )
             q = self.fill_tokens(q, keep)
             codes = codes.masked_fill(~keep.repeat_interleave(self.groups, dim=1), -1)
         recon = self.from_tokens(q)
-        losses = {"mse": F.mse_loss(recon.float(), x.float()),
-                  "codebook": out.loss_codebook, "commit": out.loss_commit}
+        losses = {
+            "mse": F.mse_loss(recon.float(), x.float()),
+            "codebook": out.loss_codebook,
+            "commit": out.loss_commit,
+        }
         return ModelOutput(recon, losses, codes, {"perplexity": out.perplexity})
 
     @torch.no_grad()
@@ -316,7 +399,6 @@ class QGVAE(TokenAutoencoder):
         if self.reset_every > 0 and step > 0 and step % self.reset_every == 0:
             return {"reset_moved": self.quantiser.reset_unused()}
         return {}
-
 
     def get_extra_state(self) -> dict[str, int]:
         """Saved with the state dict: the step count that drives ``ordering="batch"``, so a

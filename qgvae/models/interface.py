@@ -1,4 +1,5 @@
 """The model interface shared by QG-VAE and every baseline (see the package docstring)."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ class ModelOutput:
     recon: torch.Tensor
     losses: dict[str, torch.Tensor]
     codes: torch.Tensor
-    stats: dict[str, "float | torch.Tensor"] = field(default_factory=dict)
+    stats: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
     @property
     def loss(self) -> torch.Tensor:
@@ -38,6 +39,7 @@ class TokenAutoencoder(nn.Module):
 
     num_tokens: int
     codebook_size: int
+    display_name: str = ""  # how tables and figures name the method (default: its name)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError

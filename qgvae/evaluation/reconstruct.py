@@ -17,6 +17,7 @@ Writes, atomically, into the run folder:
 The test split is processed in its stored order (no shuffling); ``test_n`` takes its first N.
 Reconstruction runs in fp32 so that ``decode(encode(x))`` and the forward pass agree exactly.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import utils
-from .data import load_split
-from .train import load_result
+from ..data import load_split
+from ..io import save_npz
+from ..machine import resolve_device
+from ..training.checkpoint import load_result
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -35,10 +37,16 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruct_run(run_dir: str | Path, *, test_n: int | None = None, batch_size: int = 250,
-                    device: str = "auto", n_show: int = 8) -> dict[str, int]:
+def reconstruct_run(
+    run_dir: str | Path,
+    *,
+    test_n: int | None = None,
+    batch_size: int = 250,
+    device: str = "auto",
+    n_show: int = 8,
+) -> dict[str, int]:
     run_dir = Path(run_dir)
-    dev = utils.resolve_device(device)
+    dev = resolve_device(device)
     model, cfg = load_result(run_dir, dev)
     if test_n is None:
         test_n = cfg.get("eval", {}).get("test_n")
@@ -48,25 +56,32 @@ def reconstruct_run(run_dir: str | Path, *, test_n: int | None = None, batch_siz
 
     recons, codes = [], []
     for start in range(0, len(test), batch_size):
-        x = test[start:start + batch_size].to(dev).float().div_(255)
+        x = test[start : start + batch_size].to(dev).float().div_(255)
         c = model.encode(x)
         recons.append(to_uint8(model.decode(c)).cpu())
         codes.append(c.cpu())
     codes_all = torch.cat(codes).long()
-    utils.save_npz(run_dir / "reconstructions.npz", originals=test.numpy(),
-                   reconstructions=torch.cat(recons).numpy(), codes=codes_all.numpy(),
-                   codebook_size=np.int64(model.codebook_size),
-                   bits_per_image=np.float64(model.bits_per_image()))
+    save_npz(
+        run_dir / "reconstructions.npz",
+        originals=test.numpy(),
+        reconstructions=torch.cat(recons).numpy(),
+        codes=codes_all.numpy(),
+        codebook_size=np.int64(model.codebook_size),
+        bits_per_image=np.float64(model.bits_per_image()),
+    )
 
     show_codes = codes_all[:n_show].to(dev)  # the shown images are decoded from their codes
-    arrays: dict[str, np.ndarray] = {"show_index": np.arange(len(show_codes)),
-                                     "influence": token_influence(model, show_codes)}
+    arrays: dict[str, np.ndarray] = {
+        "show_index": np.arange(len(show_codes)),
+        "influence": token_influence(model, show_codes),
+    }
     if hasattr(model, "decode_prefix"):
         ks = progressive_steps(model.num_tokens)
         arrays["progressive_k"] = np.asarray(ks)
         arrays["progressive"] = np.stack(
-            [to_uint8(model.decode_prefix(show_codes, k)).cpu().numpy() for k in ks])
-    utils.save_npz(run_dir / "analysis.npz", **arrays)
+            [to_uint8(model.decode_prefix(show_codes, k)).cpu().numpy() for k in ks]
+        )
+    save_npz(run_dir / "analysis.npz", **arrays)
     return {"n_images": len(test), "num_tokens": model.num_tokens}
 
 
@@ -87,34 +102,11 @@ def token_influence(model, codes: torch.Tensor, chunk: int = 512) -> np.ndarray:
     tokens = torch.arange(t, device=codes.device)
     per_chunk = max(1, chunk // n)
     for start in range(0, t, per_chunk):
-        ts = tokens[start:start + per_chunk]
+        ts = tokens[start : start + per_chunk]
         changed = codes.unsqueeze(0).repeat(len(ts), 1, 1)  # [t', n, T]
         rows = torch.arange(len(ts), device=codes.device)
-        old = changed[rows, :, ts]                           # [t', n]
+        old = changed[rows, :, ts]  # [t', n]
         changed[rows, :, ts] = torch.where(old >= 0, (old + k // 2) % k, old)
         out = model.decode(changed.reshape(-1, t)).reshape(len(ts), n, *base.shape[1:])
         maps.append((out - base.unsqueeze(0)).abs().mean(dim=(1, 2)).float().cpu())
     return torch.cat(maps).numpy().astype(np.float32)
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reconstruct", help="write a finished run's test reconstructions and codes",
-        description="Reconstruct the test split of a finished run (RUN_DIR/model.pt) and write "
-                    "RUN_DIR/reconstructions.npz (uint8 originals and reconstructions, integer "
-                    "codes) and RUN_DIR/analysis.npz (token influence, progressive decoding).")
-    p.add_argument("run_dir", help="run folder written by `qgvae train`")
-    p.add_argument("--test-n", type=int, default=None,
-                   help="reconstruct only the first N test images (default: the run config's "
-                        "eval.test_n, else the whole test split)")
-    p.add_argument("--batch-size", type=int, default=250, help="images per forward pass")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args) -> int:
-    info = reconstruct_run(args.run_dir, test_n=args.test_n, batch_size=args.batch_size,
-                           device=args.device)
-    print(f"reconstructed {info['n_images']} test images ({info['num_tokens']} tokens each) "
-          f"-> {args.run_dir}/reconstructions.npz, analysis.npz")
-    return 0

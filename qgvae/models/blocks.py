@@ -14,22 +14,30 @@ Follows the authors' notebook (github.com/DaiDaiLoh/QG-VAE, ``SmallResidualBlock
   upsampling of the first f levels, so the output is ``size / 2^f``; ``skip_down`` (decoder) drops
   the downsampling of the first f levels, so the output is ``size * 2^f``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["norm_groups", "ResBlock", "ResStack", "positional_encoding", "resize", "UNet",
-           "UNetLevel"]
+__all__ = [
+    "norm_groups",
+    "ResBlock",
+    "ResStack",
+    "positional_encoding",
+    "resize",
+    "UNet",
+    "UNetLevel",
+]
 
 Cond = Callable[[Tensor], Tensor]  # feature map -> conditioning input at its resolution
 
 
 def norm_groups(channels: int, max_groups: int = 16) -> int:
-    """GroupNorm groups: the largest divisor of ``channels`` that is ``<= max_groups`` (authors: 16)."""
+    """GroupNorm groups: the largest divisor of ``channels`` up to ``max_groups`` (authors: 16)."""
     g = min(max_groups, channels)
     while channels % g:
         g -= 1
@@ -70,7 +78,7 @@ def positional_encoding(height: int, width: int, freqs: int = 16) -> Tensor:
     grid = torch.stack([rows, cols])  # [2, H, W]
     parts = []
     for i in range(freqs):
-        parts += [torch.sin(2.0 ** i * grid), torch.cos(2.0 ** i * grid)]
+        parts += [torch.sin(2.0**i * grid), torch.cos(2.0**i * grid)]
     return torch.cat(parts).float()
 
 
@@ -97,13 +105,14 @@ class ResBlock(nn.Module):
 
 
 class ResStack(nn.Module):
-    """``n`` residual blocks ``c_in -> c_mid -> ... -> c_mid -> c_out`` (authors' ``ResidualBlocks``)."""
+    """``n`` residual blocks ``c_in -> c_mid -> ... -> c_out`` (authors' ``ResidualBlocks``)."""
 
     def __init__(self, c_in: int, c_mid: int, c_out: int, cond_channels: int, n: int) -> None:
         super().__init__()
         chans = [c_in] + [c_mid] * (n - 1) + [c_out]
-        self.blocks = nn.ModuleList(ResBlock(a, c_mid, b, cond_channels)
-                                    for a, b in zip(chans[:-1], chans[1:]))
+        self.blocks = nn.ModuleList(
+            ResBlock(a, c_mid, b, cond_channels) for a, b in zip(chans[:-1], chans[1:])
+        )
 
     def forward(self, x: Tensor, cond: Cond) -> Tensor:
         c = cond(x)
@@ -123,9 +132,21 @@ class UNetLevel(nn.Module):
     ``min(min_channels * 2^depth, child width)``; any other level returns to ``width``.
     """
 
-    def __init__(self, *, c_in: int, width: int, c_out: int | None, nominal: int, depth: int,
-                 min_channels: int, max_channels: int, blocks: int, cond_channels: int,
-                 skip_up: int, skip_down: int) -> None:
+    def __init__(
+        self,
+        *,
+        c_in: int,
+        width: int,
+        c_out: int | None,
+        nominal: int,
+        depth: int,
+        min_channels: int,
+        max_channels: int,
+        blocks: int,
+        cond_channels: int,
+        skip_up: int,
+        skip_down: int,
+    ) -> None:
         super().__init__()
         c_next = min(2 * width, max_channels)
         self.down = depth >= skip_down  # halve the map before the child
@@ -134,17 +155,25 @@ class UNetLevel(nn.Module):
         self.in_res = ResStack(width, width, c_next, cond_channels, blocks)
         self.child = None
         if nominal > 8 or depth < skip_up or depth < skip_down:
-            self.child = UNetLevel(c_in=c_next, width=c_next, c_out=None, nominal=nominal // 2,
-                                   depth=depth + 1, min_channels=min_channels,
-                                   max_channels=max_channels, blocks=blocks,
-                                   cond_channels=cond_channels, skip_up=skip_up,
-                                   skip_down=skip_down)
+            self.child = UNetLevel(
+                c_in=c_next,
+                width=c_next,
+                c_out=None,
+                nominal=nominal // 2,
+                depth=depth + 1,
+                min_channels=min_channels,
+                max_channels=max_channels,
+                blocks=blocks,
+                cond_channels=cond_channels,
+                skip_up=skip_up,
+                skip_down=skip_down,
+            )
         inner = self.child.out_channels if self.child is not None else c_next
         if c_out is None:
             if depth < skip_up:
                 c_out = inner
             elif depth < skip_down:
-                c_out = min(min_channels * 2 ** depth, inner)
+                c_out = min(min_channels * 2**depth, inner)
             else:
                 c_out = width
         c_mid = inner if depth < skip_down else max(width, c_out)
@@ -188,17 +217,37 @@ class UNet(nn.Module):
     convs (the authors' ``mega_residual`` and ``out_projection``).
     """
 
-    def __init__(self, *, in_channels: int, out_channels: int, size: int, width: int,
-                 min_channels: int, max_channels: int, blocks: int = 1, skip_up: int = 0,
-                 skip_down: int = 0, pe_freqs: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        size: int,
+        width: int,
+        min_channels: int,
+        max_channels: int,
+        blocks: int = 1,
+        skip_up: int = 0,
+        skip_down: int = 0,
+        pe_freqs: int = 16,
+    ) -> None:
         super().__init__()
         if skip_up and skip_down:
             raise ValueError("a U-Net skips either upsampling (encoder) or downsampling (decoder)")
         self.register_buffer("pe", positional_encoding(size, size, pe_freqs), persistent=False)
-        self.levels = UNetLevel(c_in=in_channels, width=width, c_out=out_channels, nominal=size,
-                                depth=0, min_channels=min_channels, max_channels=max_channels,
-                                blocks=blocks, cond_channels=in_channels + 4 * pe_freqs,
-                                skip_up=skip_up, skip_down=skip_down)
+        self.levels = UNetLevel(
+            c_in=in_channels,
+            width=width,
+            c_out=out_channels,
+            nominal=size,
+            depth=0,
+            min_channels=min_channels,
+            max_channels=max_channels,
+            blocks=blocks,
+            cond_channels=in_channels + 4 * pe_freqs,
+            skip_up=skip_up,
+            skip_down=skip_down,
+        )
         self.in_proj = conv3x3(in_channels, out_channels, bias=False)
         self.out_proj = conv3x3(out_channels, out_channels, bias=False)
 
@@ -215,10 +264,3 @@ class UNet(nn.Module):
 
         out = self.levels(x, cond)
         return self.out_proj(out + resize(self.in_proj(x), out.shape[-2:]))
-
-    def depth(self) -> int:
-        """Number of levels (for tests and logging)."""
-        n, level = 0, self.levels
-        while level is not None:
-            n, level = n + 1, level.child
-        return n

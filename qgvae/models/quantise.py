@@ -17,6 +17,7 @@ term, 1.0 on the commitment term). Distances, argmin and both loss terms are com
 even under bf16 autocast. The gradient-based codebook reset is the authors' (see
 :meth:`VectorQuantiser.reset_unused`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,58 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["QuantiserOutput", "VectorQuantiser"]
+__all__ = [
+    "QuantiserOutput",
+    "VectorQuantiser",
+    "squared_distances",
+    "straight_through",
+    "code_perplexity",
+]
+
+
+# -- kernels shared by every quantiser of the benchmark (QG-VAE and the baselines) ----------
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """``||a_i - b_j||^2`` in float32: ``a [..., M, D]``, ``b [..., N, D]`` -> ``[..., M, N]``.
+
+    Expanded as ``||a||^2 + ||b||^2 - 2 a.b`` (one matmul) and clamped at 0 against round-off.
+    Leading dimensions broadcast (e.g. one codebook ``[K, D]`` against ``[P, N, D]`` latents).
+    """
+    a, b = a.float(), b.float()
+    cross = torch.matmul(a, b.transpose(-1, -2))
+    return (
+        a.square().sum(-1)[..., :, None] + b.square().sum(-1)[..., None, :] - 2.0 * cross
+    ).clamp_min(0.0)
+
+
+def straight_through(z: Tensor, e: Tensor) -> Tensor:
+    """The straight-through estimator: the value of ``e``, the gradient of ``z``.
+
+    The same gradient as ``z + (e - z).detach()``, but written so that the value is exactly ``e``
+    (``z - z.detach() == 0``), hence bit-identical to decoding the codes of ``e``.
+    """
+    return e.detach() + (z - z.detach())
+
+
+@torch.no_grad()
+def code_perplexity(
+    codes: Tensor, codebook_size: int, book_index: Tensor | None = None, num_books: int = 1
+) -> Tensor:
+    """Mean over codebooks of ``exp(entropy)`` of this batch's code histogram (0-d, detached).
+
+    ``codes [B, S]`` (entries ``< 0`` are unused tokens and ignored); ``book_index [S]`` names
+    the codebook of each slot (None: one codebook for every slot). A tensor, so that no training
+    step waits on the device for it; a codebook with no valid entry has perplexity 1.
+    """
+    valid = codes >= 0
+    flat = torch.where(valid, codes, 0)
+    if book_index is not None:
+        flat = flat + book_index * codebook_size
+    counts = torch.bincount(
+        flat.reshape(-1), weights=valid.reshape(-1).float(), minlength=num_books * codebook_size
+    )
+    p = counts.reshape(num_books, codebook_size)
+    p = p / p.sum(-1, keepdim=True).clamp_min(1.0)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum(-1)).mean()
 
 
 @dataclass
@@ -96,8 +148,10 @@ class VectorQuantiser(nn.Module):
     ) -> None:
         super().__init__()
         if num_tokens < 1 or dim < 1 or codebook_size < 1 or groups < 1:
-            raise ValueError(f"num_tokens, dim, codebook_size and groups must be >= 1, got "
-                             f"{num_tokens}, {dim}, {codebook_size}, {groups}")
+            raise ValueError(
+                f"num_tokens, dim, codebook_size and groups must be >= 1, got "
+                f"{num_tokens}, {dim}, {codebook_size}, {groups}"
+            )
         if dim % groups:
             raise ValueError(f"dim ({dim}) must be divisible by groups ({groups})")
         if codebook not in ("individual", "shared"):
@@ -120,16 +174,19 @@ class VectorQuantiser(nn.Module):
         self.register_buffer("usage", torch.zeros(self.num_books, codebook_size))
 
     def extra_repr(self) -> str:
-        return (f"num_tokens={self.num_tokens}, dim={self.dim}, codebook_size={self.codebook_size},"
-                f" codebook={self.codebook!r}, groups={self.groups}, "
-                f"offset={self.offset is not None}")
+        return (
+            f"num_tokens={self.num_tokens}, dim={self.dim}, codebook_size={self.codebook_size},"
+            f" codebook={self.codebook!r}, groups={self.groups}, "
+            f"offset={self.offset is not None}"
+        )
 
     # -- core, all in float32 -------------------------------------------------------------
     def _slots(self, z: Tensor) -> Tensor:
         """``[B, T, D]`` -> float32 ``[B, T * groups, D / groups]`` (token-major slots)."""
         if z.dim() != 3 or z.shape[1] != self.num_tokens or z.shape[2] != self.dim:
-            raise ValueError(f"expected z of shape [B, {self.num_tokens}, {self.dim}], "
-                             f"got {tuple(z.shape)}")
+            raise ValueError(
+                f"expected z of shape [B, {self.num_tokens}, {self.dim}], got {tuple(z.shape)}"
+            )
         return z.float().reshape(z.shape[0], self.num_slots, self.sub_dim)
 
     @torch.no_grad()
@@ -156,15 +213,6 @@ class VectorQuantiser(nn.Module):
         q = e.reshape(e.shape[0], self.num_tokens, self.dim)
         return q + self.offset.float() if self.offset is not None else q
 
-    @torch.no_grad()
-    def _perplexity(self, codes: Tensor) -> Tensor:
-        flat = (self.book_index * self.codebook_size + codes).reshape(-1)
-        counts = torch.bincount(flat, minlength=self.num_books * self.codebook_size)
-        p = counts.reshape(self.num_books, self.codebook_size).float()
-        p = p / p.sum(-1, keepdim=True).clamp_min(1.0)
-        entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
-        return entropy.exp().mean()
-
     # -- public API ---------------------------------------------------------------------------
     def forward(self, z: Tensor) -> QuantiserOutput:
         """Quantise ``z [B, T, D]``; see :class:`QuantiserOutput`."""
@@ -174,10 +222,8 @@ class VectorQuantiser(nn.Module):
             e = self._embed(codes)
             loss_codebook = self.beta_codebook * (zs.detach() - e).square().mean()
             loss_commit = self.beta_commit * (zs - e.detach()).square().mean()
-            # Straight-through: the same gradient as z + (e - z).detach(), but written so that
-            # the value is exactly e (z - z.detach() == 0), hence bit-identical to lookup(codes).
-            q = self._finish(e.detach() + (zs - zs.detach()))
-            perplexity = self._perplexity(codes)
+            q = self._finish(straight_through(zs, e))
+            perplexity = code_perplexity(codes, self.codebook_size, self.book_index, self.num_books)
         return QuantiserOutput(q.to(z.dtype), codes, loss_codebook, loss_commit, perplexity)
 
     @torch.no_grad()
@@ -192,8 +238,9 @@ class VectorQuantiser(nn.Module):
         Equal (bit for bit, up to the dtype cast) to ``forward(z).quantised`` for the same codes.
         """
         if codes.dim() != 2 or codes.shape[1] != self.num_slots:
-            raise ValueError(f"expected codes of shape [B, {self.num_slots}], "
-                             f"got {tuple(codes.shape)}")
+            raise ValueError(
+                f"expected codes of shape [B, {self.num_slots}], got {tuple(codes.shape)}"
+            )
         with torch.autocast(device_type=codes.device.type, enabled=False):
             return self._finish(self._embed(codes.long()))
 

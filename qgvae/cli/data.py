@@ -1,0 +1,155 @@
+"""``qgvae prepare-data``, ``verify-data`` and ``plan``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from .common import RAW, add, fill
+
+
+def _datasets_epilog() -> str:
+    from ..data import CACHE_DIRNAME, DATASETS, SPLITS, source_layout
+
+    parts = ["datasets (source files under ROOT, as torchvision expects them):"]
+    for name, info in DATASETS.items():
+        counts = "/".join(f"{info.splits[s]:,}" for s in SPLITS)
+        parts.append(
+            f"\n{name}  ({info.channels}x{info.size}x{info.size}, train/val/test "
+            f"{counts})\n{source_layout(name)}"
+        )
+    parts.append(
+        f"\nThe cache goes to ROOT/{CACHE_DIRNAME}/NAME/{{train,val,test}}.npy + manifest.json."
+    )
+    return "\n".join(parts)
+
+
+def _print_cache(name: str, report: dict[str, Any], seconds: float | None = None) -> None:
+    from ..data import DATASETS, SPLITS
+
+    print(f"{name}: {report['folder']}" + (f"  ({seconds:.1f} s)" if seconds is not None else ""))
+    print(f"  {DATASETS[name].description}")
+    for split in SPLITS:
+        s = report["splits"].get(split, {})
+        sha = (s.get("sha256") or "")[:16]
+        print(
+            f"  {split:5s} {s.get('count')!s:>7} images  shape {s.get('shape')}  sha256 {sha}  "
+            f"{'ok' if s.get('ok') else 'BAD'}"
+        )
+
+
+def _cmd_prepare_data(args: argparse.Namespace) -> int:
+    from ..data import prepare, verify
+
+    t0 = time.perf_counter()
+    prepare(args.name, args.root, download=not args.no_download, workers=args.workers)
+    report = verify(args.name, args.root)
+    _print_cache(args.name, report, time.perf_counter() - t0)
+    return 0 if report["ok"] else 1
+
+
+def _cmd_verify_data(args: argparse.Namespace) -> int:
+    from ..data import verify
+
+    report = verify(args.name, args.root)
+    if report["splits"]:
+        _print_cache(args.name, report)
+    for problem in report["problems"]:
+        print(f"problem: {problem}", file=sys.stderr)
+    print("ok" if report["ok"] else f"FAILED: {len(report['problems'])} problem(s)")
+    return 0 if report["ok"] else 1
+
+
+# ---------------------------------------------------------------------------------- plan
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..io import write_text
+    from ..plan import build_plan, subplan
+
+    try:
+        workflow_config = json.loads(args.config_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+    plan = build_plan(workflow_config)
+    if args.table:
+        plan = subplan(plan, args.table)
+    write_text(args.out, json.dumps(plan, indent=1) + "\n")
+    print(f"wrote {args.out}: {len(plan['runs'])} runs, tables {', '.join(plan['tables'])}")
+    return 0
+
+
+def _data_parsers(sub: Any) -> None:
+    from ..data import DATASETS
+
+    names = list(DATASETS)
+    p = add(
+        sub,
+        "prepare-data",
+        _cmd_prepare_data,
+        "check/download a dataset and write its uint8 cache",
+        fill(
+            "Check a dataset's source files against torchvision's MD5s (downloading missing "
+            "ones through torchvision unless --no-download), then write the uint8 cache "
+            "ROOT/qgvae-cache/NAME/{train,val,test}.npy and manifest.json. A valid cache is "
+            "kept. Missing or corrupt files are reported with the expected checksum and where "
+            "to get them. Exit status: 0 ok, 2 data error."
+        ),
+        formatter_class=RAW,
+        epilog=_datasets_epilog(),
+    )
+    p.add_argument("name", choices=names, metavar="NAME", help=f"dataset: {', '.join(names)}")
+    p.add_argument(
+        "--root",
+        default="data",
+        metavar="DIR",
+        help="data root holding the source files; the cache is written below it (default: data)",
+    )
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never use the network; fail with instructions if a source file is missing",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for CelebA JPEG decoding (default: up to 4)",
+    )
+    v = add(
+        sub,
+        "verify-data",
+        _cmd_verify_data,
+        "re-check a prepared cache (sha256, counts, shapes) against its manifest",
+        fill(
+            "Re-hash ROOT/qgvae-cache/NAME/*.npy and compare them, their shapes and counts "
+            "with manifest.json and the dataset's expected split sizes. Exit status: 0 ok, 1 "
+            "the cache does not verify, 2 error."
+        ),
+    )
+    v.add_argument("name", choices=names, metavar="NAME", help=f"dataset: {', '.join(names)}")
+    v.add_argument("--root", default="data", metavar="DIR", help="data root (default: data)")
+
+
+def _plan_parser(sub: Any) -> None:
+    p = add(
+        sub,
+        "plan",
+        _cmd_plan,
+        "write the run plan of a workflow config (which runs exist, "
+        "where they live, which table cells they fill)",
+        "Resolve a workflow config "
+        "(config/*.yaml, as JSON) into every run folder and table cell and write them as JSON "
+        "(qgvae.plan.build_plan). Tables, figures and the report read this file.",
+    )
+    p.add_argument("--config-json", required=True, help="the workflow config as a JSON string")
+    p.add_argument("--out", required=True, help="plan file to write (JSON)")
+    p.add_argument("--table", help="only this table's cells and runs (e.g. ablation_heads)")
+
+
+def add_parsers(sub: Any) -> None:
+    _data_parsers(sub)
+    _plan_parser(sub)

@@ -1,0 +1,138 @@
+"""``qgvae train`` and ``qgvae bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .common import add
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .. import config as run_config
+    from ..training import RESULT, train
+
+    if args.config:
+        cfg = run_config.load(args.config)
+    else:
+        try:
+            raw = json.loads(args.config_json)
+        except json.JSONDecodeError as exc:
+            raise run_config.ConfigError(f"--config-json is not valid JSON: {exc}") from None
+        cfg = run_config.resolve(raw)
+    overrides: dict[str, Any] = {}
+    if args.device:
+        overrides["device"] = args.device
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps  # 0 or less is refused by the schema
+    if overrides:
+        cfg = run_config.resolve(run_config.deep_merge(cfg, {"train": overrides}))
+    meta = train(cfg, args.out, progress=args.progress)
+    print(f"finished {meta['steps']} steps ({meta['epochs']:.2f} epochs) -> {args.out}/{RESULT}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import config as run_config
+    from ..io import write_json
+    from ..machine import hardware, package_versions
+    from ..training.bench import PAPER_CIFAR, run_bench
+
+    cfg = run_config.load(args.config) if args.config else run_config.resolve(PAPER_CIFAR)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    print(
+        f"qgvae bench: {cfg['method']} on {cfg['dataset']}-shaped synthetic input, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
+
+    def show(r: dict[str, Any]) -> None:
+        print(
+            f"{r['device']:>6} {r['device_name'][:24]:<24} {r['mode']:<8} "
+            f"{r['precision']:<5} {r['images_per_s']:9.1f} img/s  "
+            f"{r['step_ms']:8.2f} ms/step  model-only {r['model_only_step_ms']:8.2f} ms"
+            f"  outside {100 * r['outside_share']:5.1f}%",
+            flush=True,
+        )
+
+    rows = run_bench(
+        cfg,
+        devices,
+        args.modes,
+        args.precisions,
+        args.steps_cpu,
+        args.steps_gpu,
+        args.warmup,
+        on_row=show,
+    )
+    if args.json:
+        write_json(
+            args.json,
+            {"config": cfg, "rows": rows, "versions": package_versions(), "hardware": hardware()},
+        )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = add(
+        sub,
+        "train",
+        _cmd_train,
+        "train one model (resumes from RUN_DIR/checkpoint.pt)",
+        "Train one method on one dataset. The run config (YAML/JSON, see "
+        "qgvae/schemas/run.schema.json) is validated before any work starts. If --out already "
+        "holds a checkpoint of the same configuration, training resumes from it. model.pt is "
+        "written last, atomically.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="run config file (YAML or JSON)")
+    src.add_argument("--config-json", help="run config as a JSON string (used by the workflow)")
+    p.add_argument("--out", required=True, help="run folder (created if missing)")
+    p.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
+    p.add_argument("--max-steps", type=int, help="override train.max_steps")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force the progress bar on/off (default: on when stderr is a terminal)",
+    )
+
+    b = add(
+        sub,
+        "bench",
+        _cmd_bench,
+        "print training throughput (images/s) on CPU and GPU",
+        "Measure training images/s of a configuration (default: QG-VAE, CIFAR-10 paper "
+        "setting, batch 32) with synthetic input: eager vs compiled, fp32 vs bf16 (CUDA "
+        "only), and the share of step time spent outside the model.",
+    )
+    b.add_argument(
+        "--config",
+        help="run config file to benchmark instead of the paper's CIFAR-10 QG-VAE setting",
+    )
+    b.add_argument(
+        "--devices",
+        nargs="+",
+        default=None,
+        help="devices to measure (default: cpu, plus cuda when available)",
+    )
+    b.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager", "compiled"],
+        choices=["eager", "compiled"],
+        help="execution modes",
+    )
+    b.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="bf16 = autocast on CUDA (skipped on CPU)",
+    )
+    b.add_argument("--steps-cpu", type=int, default=10, help="timed steps per CPU measurement")
+    b.add_argument("--steps-gpu", type=int, default=200, help="timed steps per GPU measurement")
+    b.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
+    b.add_argument("--json", help="also write the rows to this JSON file")

@@ -1,0 +1,381 @@
+"""Figures of numbers: code usage per position, training curves, rate-distortion, ablations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .plots import FULL_W, Context, Figure, NoData, mpl_text, panel_note, pyplot
+from .results import DDOF, CellStats, load_cell, read_log, seed_of, usage_per_position
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and s.d. (ddof=DDOF; 0 when there are too few values) for error bars."""
+    sd = float(np.std(values, ddof=DDOF)) if len(values) > DDOF else 0.0
+    return float(np.mean(values)), sd
+
+
+def _seeds(k: int) -> str:
+    return f"{k} seed{'s' if k != 1 else ''}"
+
+
+# ---------------------------------------------------------------------------------------------
+# code usage per token position
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class UsageSeries:
+    method: str
+    fraction: np.ndarray  # per position, mean over seeds
+    perplexity: np.ndarray
+    seeds: int
+
+
+def fig_code_usage(ctx: Context) -> Figure:
+    cells = ctx.cells("table1") or [c for cs in ctx.tables().values() for c in cs]
+    series: dict[str, list[UsageSeries]] = {}
+    sources = []
+    for ds in dict.fromkeys(c["dataset"] for c in cells):
+        for c in (c for c in cells if c["dataset"] == ds):
+            fractions, perplexities = [], []
+            for run in c.get("runs", []):
+                usage = usage_per_position(ctx.root, run)
+                if usage is None:
+                    continue
+                fractions.append(usage[0])
+                perplexities.append(usage[1])
+                sources.append(f"{run}/metrics.json")
+            if not fractions or len({len(f) for f in fractions}) != 1:
+                continue
+            series.setdefault(ds, []).append(
+                UsageSeries(
+                    c["method"],
+                    np.mean(fractions, axis=0),
+                    np.mean(perplexities, axis=0),
+                    len(fractions),
+                )
+            )
+    if not series:
+        raise NoData("no metrics.json with usage.per_position in the Table-1 runs")
+    plt = pyplot()
+    fig, axes = plt.subplots(
+        len(series), 2, figsize=(FULL_W, 1.7 * len(series) + 0.3), squeeze=False
+    )
+    for r, (ds, items) in enumerate(series.items()):
+        for s in items:
+            x = np.arange(len(s.fraction))
+            label = mpl_text(f"{ctx.names.method(s.method)} ({_seeds(s.seeds)})")
+            colour = ctx.colour(s.method)
+            axes[r, 0].plot(x, 100 * s.fraction, color=colour, lw=1, label=label)
+            axes[r, 1].plot(x, s.perplexity, color=colour, lw=1, label=label)
+        axes[r, 0].set_ylabel(mpl_text(f"{ctx.names.dataset(ds)}\ncodebook used (%)"))
+        axes[r, 1].set_ylabel("perplexity")
+        axes[r, 0].set_ylim(0, 102)
+        axes[r, 1].legend(loc="best")
+    for ax in axes[-1]:
+        ax.set_xlabel("token position")
+    fig.tight_layout()
+    caption = (
+        "Code usage per token position on the test set (metrics.json usage.per_position): "
+        "fraction of each position's codebook used and the perplexity of its code "
+        "distribution, averaged over the seeds given in the legend."
+    )
+    return Figure(fig, caption, sources)
+
+
+# ---------------------------------------------------------------------------------------------
+# training curves
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunLog:
+    method: str
+    seed: int | None
+    rows: Mapping[str, list[dict[str, Any]]]  # split ("train" / "val") -> rows with a step
+
+
+TRAINING_PANELS = (  # (split, key, title, log y axis)
+    ("train", "loss", "train loss", True),
+    ("train", "mse", "train MSE", True),
+    ("val", "psnr", "validation PSNR (dB)", False),
+)
+
+
+def _points(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float]]:
+    return [
+        (row["step"], row[key])
+        for row in rows
+        if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])
+    ]
+
+
+def fig_training(ctx: Context) -> Figure:
+    """One row per Table-1 dataset: train loss, train MSE, validation PSNR against steps."""
+    datasets = ctx.table1_datasets()
+    if not datasets:
+        raise NoData("the plan has no Table-1 cells")
+    table1 = ctx.cells("table1")
+    logs: dict[str, list[RunLog]] = {}
+    sources = []
+    for ds in datasets:
+        for c in (c for c in table1 if c["dataset"] == ds):
+            for run in c.get("runs", []):
+                rows = read_log(ctx.root / run / "train_log.jsonl")
+                by_split = {
+                    split: [r for r in rows if r.get("split") == split and "step" in r]
+                    for split in ("train", "val")
+                }
+                if any(by_split.values()):
+                    logs.setdefault(ds, []).append(
+                        RunLog(c["method"], seed_of(ctx.plan, run), by_split)
+                    )
+                    sources.append(f"{run}/train_log.jsonl")
+    if not logs:
+        raise NoData("no train_log.jsonl in any Table-1 run")
+    plt = pyplot()
+    fig, axes = plt.subplots(
+        len(datasets), 3, figsize=(FULL_W, 1.75 * len(datasets) + 0.45), squeeze=False
+    )
+    seeds_per: dict[str, set] = {}
+    for run_logs in logs.values():
+        for run_log in run_logs:
+            seeds_per.setdefault(run_log.method, set()).add(run_log.seed)
+    for r, ds in enumerate(datasets):
+        for ax, (split, key, title, logy) in zip(axes[r], TRAINING_PANELS):
+            any_line = False
+            for run_log in logs.get(ds, []):
+                pts = _points(run_log.rows[split], key)
+                if not pts:
+                    continue
+                x, y = zip(*sorted(pts))
+                label = (
+                    f"{ctx.names.method(run_log.method)} ({_seeds(len(seeds_per[run_log.method]))} "
+                    "per dataset)"
+                )
+                ax.plot(
+                    x,
+                    y,
+                    color=ctx.colour(run_log.method),
+                    lw=0.9,
+                    alpha=0.85,
+                    label=mpl_text(label),
+                    marker="o" if split == "val" else None,
+                    ms=2,
+                )
+                any_line = True
+            if r == 0:
+                ax.set_title(title)
+            if r == len(datasets) - 1:
+                ax.set_xlabel("optimiser step")
+            if logy and any_line and all(v > 0 for ln in ax.get_lines() for v in ln.get_ydata()):
+                ax.set_yscale("log")
+            if not any_line:
+                panel_note(ax, f"no data: no '{key}' in {split} rows")
+        axes[r, 0].set_ylabel(mpl_text(ctx.names.dataset(ds)))
+    handles, labels = [], []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(
+            handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0)
+        )
+    fig.tight_layout(rect=(0, 0.35 / (1.75 * len(datasets) + 0.45) + 0.02, 1, 1))
+    caption = (
+        "Training curves of the Table-1 runs (train_log.jsonl): training loss and MSE and "
+        "validation PSNR against optimiser steps, one row per dataset and one line per "
+        "seed; the number of seeds per method is in the legend."
+    )
+    return Figure(fig, caption, sources)
+
+
+# ---------------------------------------------------------------------------------------------
+# rate-distortion
+# ---------------------------------------------------------------------------------------------
+RD_TABLES = ("table1", "table2", "ablation_tokens")
+RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+
+
+def _rd_cells(ctx: Context) -> list[dict[str, Any]]:
+    """The cells of RD_TABLES, each set of runs once."""
+    out, seen = [], set()
+    for name in RD_TABLES:
+        for c in ctx.cells(name):
+            key = tuple(c.get("runs", []))
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
+
+
+def _bits_axis(ax, bits: Sequence[float]) -> None:
+    """Log-2 x axis with plain numbers when the rates span more than a factor 4."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    if bits and min(bits) > 0 and max(bits) / min(bits) > 4:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if bits:
+        lo, hi = min(bits), max(bits)
+        pad = 0.08 * (hi - lo) if hi > lo else 0.1 * hi or 1.0
+        if ax.get_xscale() == "log":
+            ax.set_xlim(lo / 1.25, hi * 1.25)
+        else:
+            ax.set_xlim(lo - pad, hi + pad)
+
+
+def fig_rate_distortion(ctx: Context) -> Figure:
+    cells: dict[str, list[tuple[str, CellStats]]] = {}  # dataset -> (method, stats)
+    for c in _rd_cells(ctx):
+        stats = load_cell(ctx.plan, c, ctx.protocol, ctx.root)
+        if stats.values("bits") and any(stats.values(k) for k, _ in RD_METRICS):
+            cells.setdefault(c["dataset"], []).append((c["method"], stats))
+    if not cells:
+        raise NoData(
+            "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
+        )
+    plt = pyplot()
+    fig, axes = plt.subplots(
+        len(cells), len(RD_METRICS), figsize=(FULL_W, 1.9 * len(cells) + 0.4), squeeze=False
+    )
+    sources, seed_counts = [], set()
+    for r, (ds, items) in enumerate(cells.items()):
+        for col, (metric, metric_label) in enumerate(RD_METRICS):
+            ax = axes[r, col]
+            by_method: dict[str, list[tuple[float, float, float]]] = {}  # (bits, mean, sd)
+            for method, stats in items:
+                vals = stats.values(metric)
+                if not vals:
+                    continue
+                by_method.setdefault(method, []).append((stats.mean("bits"), *_mean_sd(vals)))
+                seed_counts.add(len(vals))
+                sources += [f"{run}/metrics.json" for _, run in stats.present]
+            for method, points in by_method.items():
+                points.sort()
+                x, y, e = map(np.asarray, zip(*points))
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=e,
+                    color=ctx.colour(method),
+                    marker="o",
+                    ms=3,
+                    lw=0.9,
+                    capsize=2,
+                    label=mpl_text(ctx.names.method(method)),
+                )
+            _bits_axis(ax, [b for _, stats in items for b in stats.values("bits")])
+            ax.set_xlabel("bits per image")
+            if col or len(cells) == 1:
+                ax.set_ylabel(metric_label)
+            else:
+                ax.set_ylabel(metric_label + mpl_text(f"\n{ctx.names.dataset(ds)}"))
+        axes[r, -1].legend(loc="best")
+    fig.tight_layout()
+    nseeds = ", ".join(str(s) for s in sorted(seed_counts)) or "0"
+    caption = (
+        f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
+        "image "
+        "of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
+        f"ablation; points are means over seeds ({nseeds} seeds per point), error bars one "
+        f"s.d. (ddof={DDOF}), lines join one method's settings."
+    )
+    return Figure(fig, caption, sorted(set(sources)))
+
+
+# ---------------------------------------------------------------------------------------------
+# ablations
+# ---------------------------------------------------------------------------------------------
+ABLATION_PANELS = (
+    ("ssim", "SSIM"),
+    ("psnr", "PSNR (dB)"),
+    ("lpips", "LPIPS"),
+    ("rfid", "rFID"),
+    ("bits", "bits / image"),
+    ("usage", "code usage (%)"),
+)
+
+
+def fig_ablation(ctx: Context, table: str) -> Figure:
+    cells = ctx.cells(table)
+    if not cells:
+        raise NoData(f"plan has no cells for {table}")
+    stats = [(c, load_cell(ctx.plan, c, ctx.protocol, ctx.root)) for c in cells]
+    if not any(st.present for _, st in stats):
+        raise NoData(f"no metrics.json in any run of {table}")
+    plt = pyplot()
+    labels = list(dict.fromkeys(str(c["label"]) for c in cells))
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    fig, axes = plt.subplots(2, 3, figsize=(FULL_W, 3.6))
+    width = 0.8 / max(len(methods), 1)
+    seed_counts = set()
+    long_labels = max(map(len, labels)) > 6
+    for ax, (key, title) in zip(axes.flat, ABLATION_PANELS):
+        for mi, method in enumerate(methods):
+            xs, ys, es = [], [], []
+            colour = ctx.colour(method)
+            for c, st in stats:
+                if c["method"] != method:
+                    continue
+                vals = st.values(key)
+                x = labels.index(str(c["label"])) + (mi - (len(methods) - 1) / 2) * width
+                if vals:
+                    seed_counts.add(len(vals))
+                    mean, sd = _mean_sd(vals)
+                    xs.append(x)
+                    ys.append(mean)
+                    es.append(sd)
+                    ax.scatter([x] * len(vals), vals, s=6, color=colour, alpha=0.45, lw=0)
+            if xs:
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=es,
+                    fmt="o",
+                    ms=3.5,
+                    capsize=2.5,
+                    color=colour,
+                    label=mpl_text(ctx.names.method(method)),
+                    lw=1,
+                )
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(
+            [mpl_text(x) for x in labels],
+            rotation=30 if long_labels else 0,
+            ha="right" if long_labels else "center",
+        )
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        ax.set_title(title)
+    sources = [f"{run}/metrics.json" for _, st in stats for _, run in st.present]
+    axis = table[len("ablation_") :]
+    ns = ", ".join(str(n) for n in sorted(seed_counts))
+    handles, legend_labels = [], []
+    for ax in axes.flat:  # the first panel with a legend entry
+        handles, legend_labels = ax.get_legend_handles_labels()
+        if handles:
+            break
+    if handles:
+        fig.legend(
+            handles,
+            [f"{label} (mean $\\pm$ s.d., {ns} seeds)" for label in legend_labels],
+            loc="lower center",
+            ncol=min(len(legend_labels), 4),
+            bbox_to_anchor=(0.5, -0.01),
+        )
+    fig.supxlabel(mpl_text(axis), y=0.06, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    on = ", ".join(dict.fromkeys(ctx.names.dataset(c["dataset"]) for c in cells))
+    missing = [f"{c['label']}/{ctx.names.method(c['method'])}" for c, st in stats if not st.present]
+    caption = (
+        f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "
+        f"means ± one s.d. (ddof={DDOF}) over {ns} seeds, small dots the individual "
+        "seeds."
+    )
+    if missing:
+        caption += " No data for: " + ", ".join(missing) + "."
+    return Figure(fig, caption, sorted(set(sources)))

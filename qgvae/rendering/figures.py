@@ -1,0 +1,145 @@
+"""Figures of the benchmark (PDF + PNG, seaborn "paper" style), read only from run folders.
+
+Figures (``--only`` takes a family name or a file stem)
+--------------------------------------------------------
+=================  ==========================  ==============================================
+family             file stem(s)                inputs
+=================  ==========================  ==============================================
+reconstructions    ``recon_grid_<dataset>``    Table-1 cells, first available seed:
+                                               ``reconstructions.npz`` (input row + one row
+                                               per method)
+progressive        ``progressive``             ``analysis.npz`` ``progressive`` of the
+                                               ``ablation_ordering`` runs (else any QG-VAE run)
+influence          ``token_influence``         ``analysis.npz`` ``influence`` of QG-VAE and
+                                               VQ-VAE (Table-1 cells, one dataset)
+usage              ``code_usage``              ``metrics.json`` usage.per_position
+training           ``training_curves``         ``train_log.jsonl`` of the Table-1 runs (train
+                                               loss / MSE, val PSNR; one row per dataset)
+rate_distortion    ``rate_distortion``         ``metrics.json`` of Table 1, Table 2 and
+                                               ``ablation_tokens`` cells: PSNR, LPIPS, rFID
+                                               against bits per image
+ablations          ``ablation_<axis>``         ``metrics.json`` of each ablation's cells,
+                                               mean +- s.d. over seeds (ddof=1) + every seed
+=================  ==========================  ==============================================
+
+Every declared figure is always written (``figure_stems(plan)`` lists them): when its inputs
+are missing the figure is a single panel reading "no data: <reason>" and the reason is logged.
+Beside each ``<stem>.pdf`` / ``<stem>.png`` a ``<stem>.json`` holds the caption (stating N seeds
+and the protocol), the source files and the no-data reason, for ``qgvae report``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .figure_images import fig_influence, fig_progressive, fig_reconstructions
+from .figure_metrics import fig_ablation, fig_code_usage, fig_rate_distortion, fig_training
+from .plots import Context, Figure, NoData, no_data_figure, pyplot, save_figure, style
+from .results import load_plan, paper_values_of
+
+log = logging.getLogger(__name__)
+
+FAMILIES = (
+    "reconstructions",
+    "progressive",
+    "influence",
+    "usage",
+    "training",
+    "rate_distortion",
+    "ablations",
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One figure file: its family, file stem, drawing function (``func(ctx, **kwargs)``) and
+    the title of its "no data" panel."""
+
+    family: str
+    stem: str
+    func: Callable[..., Figure]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
+    """Every figure of the plan: ``recon_grid_<dataset>`` per Table-1 dataset, the summary
+    figures (always), ``ablation_<axis>`` per ablation."""
+    datasets = list(
+        dict.fromkeys(c["dataset"] for c in (plan.get("tables") or {}).get("table1", []))
+    )
+    specs = [
+        Spec(
+            "reconstructions",
+            f"recon_grid_{ds}",
+            fig_reconstructions,
+            {"dataset": ds},
+            f"Reconstructions, {ds}",
+        )
+        for ds in datasets
+    ]
+    specs += [
+        Spec("progressive", "progressive", fig_progressive, {}, "Progressive decoding"),
+        Spec("influence", "token_influence", fig_influence, {}, "Token influence"),
+        Spec("usage", "code_usage", fig_code_usage, {}, "Code usage per position"),
+        Spec("training", "training_curves", fig_training, {}, "Training curves"),
+        Spec("rate_distortion", "rate_distortion", fig_rate_distortion, {}, "Rate-distortion"),
+    ]
+    for name, cells in (plan.get("tables") or {}).items():
+        if name.startswith("ablation_") and cells:
+            axis = name[len("ablation_") :]
+            specs.append(
+                Spec("ablations", name, fig_ablation, {"table": name}, f"Ablation: {axis}")
+            )
+    return specs
+
+
+def figure_stems(plan: Mapping[str, Any]) -> list[str]:
+    """Every figure stem ``render_figures`` writes (``<stem>.pdf`` and ``<stem>.png``)."""
+    return [s.stem for s in figure_specs(plan)]
+
+
+def render_figures(
+    plan: Mapping[str, Any] | str | Path,
+    outdir: str | Path,
+    root: str | Path = ".",
+    only: Sequence[str] | None = None,
+    protocol: str = "vqwae",
+    paper_values: Mapping[str, Any] | str | Path | None = None,
+) -> tuple[list[Path], dict[str, str]]:
+    """Write the figures (all, or those whose family or stem is in ``only``).
+
+    Returns the written paths and ``{stem: reason}`` for the figures drawn as "no data".
+    """
+    plan = load_plan(plan)
+    specs = figure_specs(plan)
+    if only:
+        stems = [s.stem for s in specs]
+        unknown = [o for o in only if o not in FAMILIES and o not in stems]
+        if unknown:
+            raise ConfigError(
+                f"unknown figure(s) {unknown}; families: {list(FAMILIES)}, stems: {stems}"
+            )
+        specs = [s for s in specs if s.family in only or s.stem in only]
+    ctx = Context.build(plan, Path(root), protocol, paper_values_of(paper_values))
+    outdir = Path(outdir)
+    written: list[Path] = []
+    no_data: dict[str, str] = {}
+    with pyplot().rc_context(style()):
+        for spec in specs:
+            try:
+                res = spec.func(ctx, **spec.kwargs)
+                written += save_figure(res.fig, outdir, spec.stem, res.caption, res.sources)
+            except NoData as exc:
+                reason = str(exc)
+                log.warning("figure %s: no data: %s", spec.stem, reason)
+                no_data[spec.stem] = reason
+                fig = no_data_figure(spec.title or spec.stem, reason)
+                caption = f"{spec.title}: no data ({reason})."
+                written += save_figure(fig, outdir, spec.stem, caption, [], reason)
+    return written, no_data

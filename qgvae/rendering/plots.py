@@ -1,0 +1,240 @@
+"""Matplotlib plumbing shared by the figures: style, colours, image strips, saving, the
+"no data" panel, and the :class:`Context` every figure function takes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_path, write_json
+from .names import Names
+
+FULL_W = 6.75  # inches: full text width of a two-column paper
+HALF_W = 3.3
+DPI = 200
+
+
+class NoData(Exception):
+    """Raised by a figure function when its inputs are absent; the message is the reason."""
+
+
+@dataclass
+class Figure:
+    fig: Any
+    caption: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a figure function reads besides its own arguments."""
+
+    plan: Mapping[str, Any]
+    root: Path  # the folder the plan's run paths are relative to
+    names: Names
+    colours: Mapping[str, Any]  # method -> matplotlib colour
+    protocol: str = "vqwae"
+    paper: Mapping[str, Any] = field(default_factory=dict)  # config/paper_values.yaml
+
+    @classmethod
+    def build(
+        cls,
+        plan: Mapping[str, Any],
+        root: Path,
+        protocol: str = "vqwae",
+        paper: Mapping[str, Any] | None = None,
+    ) -> Context:
+        names = Names.from_plan(plan)
+        colours = method_colours(list(names.methods))
+        return cls(plan, Path(root), names, colours, protocol, dict(paper or {}))
+
+    def cells(self, table: str) -> list[dict[str, Any]]:
+        return (self.plan.get("tables") or {}).get(table) or []
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        return self.plan.get("tables") or {}
+
+    def table1_datasets(self) -> list[str]:
+        return list(dict.fromkeys(c["dataset"] for c in self.cells("table1")))
+
+    def colour(self, method: str) -> Any:
+        return self.colours.get(method, "0.3")
+
+    def cell_title(self, table: str, cell: Mapping[str, Any]) -> str:
+        """How a figure names one table cell: the method, plus the table's label if needed."""
+        method = self.names.method(cell["method"])
+        if table.startswith("ablation_"):
+            return f"{method} ({table[len('ablation_') :]}: {cell['label']})"
+        if table == "table2":
+            return f"{method} ({cell['label']})"
+        return method
+
+
+# ---------------------------------------------------------------------------------------------
+# matplotlib
+# ---------------------------------------------------------------------------------------------
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def style() -> dict[str, Any]:
+    """rcParams: seaborn's "paper" context on a white grid, small fonts, embeddable fonts."""
+    import seaborn as sns
+
+    rc = dict(sns.plotting_context("paper", font_scale=1.0))
+    rc.update(sns.axes_style("whitegrid"))
+    rc.update(
+        {
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+            "savefig.bbox": "tight",
+            "savefig.pad_inches": 0.02,
+            "legend.frameon": False,
+            "axes.titlesize": 8.5,
+            "axes.labelsize": 8,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "legend.fontsize": 7,
+            "font.size": 8,
+        }
+    )
+    return rc
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, Any]:
+    """One colour-blind-safe colour per method, by position in ``methods`` (the plan's order)."""
+    import seaborn as sns
+
+    colours = sns.color_palette("colorblind", 10)
+    return {m: colours[i % len(colours)] for i, m in enumerate(methods)}
+
+
+def mpl_text(text: Any) -> str:
+    """Plan-derived text for matplotlib: a literal '$' must not start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------------------------
+def to_hwc(img: np.ndarray) -> np.ndarray:
+    """uint8 [C,H,W] -> [H,W] (grey) or [H,W,3]."""
+    img = np.asarray(img)
+    if img.ndim == 2:
+        return img
+    if img.shape[0] == 1:
+        return img[0]
+    return np.transpose(img[:3], (1, 2, 0))
+
+
+def strip(images: np.ndarray, pad: int = 1) -> np.ndarray:
+    """[n,C,H,W] uint8 -> one image, side by side with ``pad`` white pixels between."""
+    tiles = [to_hwc(im) for im in images]
+    h = tiles[0].shape[0]
+    sep = np.full((h, pad) + tiles[0].shape[2:], 255, dtype=np.uint8)
+    parts: list[np.ndarray] = []
+    for i, t in enumerate(tiles):
+        if i:
+            parts.append(sep)
+        parts.append(t.astype(np.uint8))
+    return np.concatenate(parts, axis=1)
+
+
+def show_image(ax, img: np.ndarray) -> None:
+    """An image without ticks, spines or grid (grey when 2-D)."""
+    if img.ndim == 2:
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(img, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    ax.grid(False)
+
+
+def row_label(ax, text: str) -> None:
+    ax.set_ylabel(mpl_text(text), rotation=0, ha="right", va="center", fontsize=7, labelpad=4)
+
+
+def panel_note(ax, text: str, fontsize: float = 7) -> None:
+    """Centred text over an axes (e.g. "no data: ..." for one panel)."""
+    ax.text(
+        0.5,
+        0.5,
+        mpl_text(text),
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        transform=ax.transAxes,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# whole figures
+# ---------------------------------------------------------------------------------------------
+def no_data_figure(title: str, reason: str) -> Any:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(HALF_W, 1.2))
+    ax.axis("off")
+    ax.text(
+        0.5,
+        0.62,
+        mpl_text(title),
+        ha="center",
+        va="center",
+        fontsize=9,
+        weight="bold",
+        transform=ax.transAxes,
+    )
+    short = reason if len(reason) <= 400 else reason[:400] + " ..."
+    ax.text(
+        0.5,
+        0.3,
+        mpl_text("no data: " + textwrap.fill(short, 90)),
+        ha="center",
+        va="top",
+        fontsize=6.5,
+        transform=ax.transAxes,
+    )
+    return fig
+
+
+def save_figure(
+    fig: Any,
+    outdir: Path,
+    stem: str,
+    caption: str,
+    sources: Sequence[str],
+    no_data: str | None = None,
+) -> list[Path]:
+    """``<stem>.pdf``, ``<stem>.png`` and ``<stem>.json`` (caption, sources, no-data reason)."""
+    plt = pyplot()
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for ext, kw in (("pdf", {"metadata": {"CreationDate": None}}), ("png", {"dpi": DPI})):
+            path = outdir / f"{stem}.{ext}"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=ext, **kw)
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    meta = outdir / f"{stem}.json"
+    write_json(
+        meta, {"stem": stem, "caption": caption, "sources": list(sources), "no_data": no_data}
+    )
+    paths.append(meta)
+    return paths

@@ -1,0 +1,243 @@
+"""The files a training run keeps in its folder, and how they are written, verified and loaded.
+
+``checkpoint.pt`` holds everything a resumed run needs (model, optimiser, scheduler, loader
+position, RNG states, step, config); ``model.pt`` the final weights and config (written last);
+``train_log.jsonl`` one JSON row per logged step and per validation; ``run.json`` the run's
+metadata, including the sha256 of the last ``checkpoint.pt`` and of ``model.pt``.
+
+Safety, because run folders are copied between people and clusters:
+
+- every ``.pt`` file is read with ``torch.load(weights_only=True)``: a crafted file cannot run
+  code; everything the project writes loads that way;
+- the sha256 recorded in ``run.json`` is checked before a ``.pt`` file is loaded: a corrupt or
+  modified file is refused with a message naming it, instead of silently resuming wrong weights;
+- :class:`RunLock` keeps two ``qgvae train`` processes out of one run folder;
+- :func:`remove_stale_temporaries` deletes the temporary files a killed write left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import RunFolderError
+from ..io import atomic_path, hash_file, write_text
+
+CHECKPOINT = "checkpoint.pt"
+RESULT = "model.pt"
+LOG = "train_log.jsonl"
+RUN_JSON = "run.json"
+LOCK = ".train.lock"
+
+# what torch.load raises for a truncated, empty or otherwise unreadable file
+_LOAD_ERRORS = (
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    KeyError,
+    IndexError,
+)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch (and CUDA) RNG states, to be saved in a checkpoint."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- run.json
+def read_run_json(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run.json`` of a run folder (None when absent); a corrupt one is a RunFolderError."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(
+            f"{path} is unreadable ({type(exc).__name__}: {exc}); it is rewritten by "
+            f"`qgvae train --out {run_dir}`: delete it (and the run folder's .pt files, to start "
+            "afresh) or restore it"
+        ) from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} is not a run.json (a JSON object); delete or restore it")
+    return data
+
+
+def recorded_sha256(run_dir: str | Path, name: str) -> set[str] | None:
+    """The sha256 values of ``name`` that ``run.json`` accepts (None when it records none).
+
+    A file is recorded with its new digest *before* it replaces the old one, and the old digest
+    stays accepted (``previous_sha256``): a kill between the two writes leaves either file
+    verifiable, while any other content is refused.
+    """
+    meta = read_run_json(run_dir) or {}
+    entry = (meta.get("files") or {}).get(name) or {}
+    accepted = {entry.get("sha256"), entry.get("previous_sha256")} - {None}
+    return accepted or None
+
+
+def file_record(meta: dict[str, Any], name: str, sha256: str, **extra: Any) -> None:
+    """Record the new digest of ``name`` in a run.json dict (keeping the previous one)."""
+    files = meta.setdefault("files", {})
+    old = (files.get(name) or {}).get("sha256")
+    files[name] = {"sha256": sha256, "previous_sha256": old, **extra}
+
+
+# ----------------------------------------------------------------------------- .pt files
+def save_pt(path: Path, obj: Any, before_replace: Callable[[str], None] | None = None) -> str:
+    """Write ``obj`` with ``torch.save`` atomically; returns the file's sha256.
+
+    ``before_replace(sha256)`` runs after the temporary file is complete and before it
+    replaces ``path`` (the trainer records the digest in run.json there).
+    """
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+        sha = hash_file(tmp)
+        if before_replace is not None:
+            before_replace(sha)
+    return sha
+
+
+def load_pt(
+    path: Path, *, sha256: set[str] | None, fix: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` after checking a recorded sha256.
+
+    ``fix`` completes the error message (what the user should do). Every failure, a missing
+    file included, is a :class:`RunFolderError` naming the file.
+    """
+    if not path.is_file():
+        raise RunFolderError(f"{path} not found; {fix}")
+    if sha256:
+        got = hash_file(path)
+        if got not in sha256:
+            raise RunFolderError(
+                f"{path} does not match the sha256 recorded in {path.parent / RUN_JSON} "
+                f"(corrupt or modified: {got[:16]}...); {fix}"
+            )
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except _LOAD_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFolderError(
+            f"{path} is unreadable (truncated, corrupt, or not written by qgvae: {reason}); {fix}"
+        ) from None
+    if not isinstance(blob, dict):
+        raise RunFolderError(f"{path} does not hold a qgvae checkpoint; {fix}")
+    return blob
+
+
+def load_result(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """The finished model of a run folder, in eval mode, and its resolved config."""
+    from ..methods import build_model
+
+    run_dir = Path(run_dir)
+    path = run_dir / RESULT
+    fix = f"train it (again) with `qgvae train --out {run_dir}`"
+    if not path.is_file():
+        raise RunFolderError(f"{path} not found: the run has not finished; {fix}")
+    blob = load_pt(path, sha256=recorded_sha256(run_dir, RESULT), fix=fix, map_location=device)
+    if not isinstance(blob.get("config"), dict) or not isinstance(blob.get("model"), dict):
+        raise RunFolderError(f"{path} lacks its config or weights; {fix}")
+    model = build_model(blob["config"]).to(device)
+    try:
+        model.load_state_dict(blob["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise RunFolderError(
+            f"{path}: the weights do not fit the model of its config "
+            f"({str(exc).splitlines()[0]}); {fix}"
+        ) from None
+    return model.eval(), blob["config"]
+
+
+# ----------------------------------------------------------------------------- the log
+def truncate_log(path: Path, step: int) -> int:
+    """Drop log rows past the checkpoint's step (they are recomputed after a resume), and rows
+    that do not parse (a torn last line from a kill during a write). Returns how many were
+    dropped as unreadable."""
+    if not path.exists():
+        return 0
+    keep, torn = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row_step = int(row["step"])
+        except (ValueError, TypeError, KeyError):
+            torn += 1
+            continue
+        if row_step <= step:
+            keep.append(line)
+    write_text(path, "".join(line + "\n" for line in keep))
+    return torn
+
+
+# ----------------------------------------------------------------------------- the folder
+class RunLock:
+    """An exclusive lock on a run folder while ``qgvae train`` works in it (``fcntl.flock``
+    on ``.train.lock``, released by the kernel if the process dies)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            raise RunFolderError(
+                f"{self.path.parent} is in use by another `qgvae train` (pid {holder}); wait for "
+                "it to finish, or give this run another --out"
+            ) from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Delete the ``.<name>.*.tmp`` files that an interrupted atomic write left behind (only
+    while the run folder is locked, so no live write is touched). Returns their names."""
+    removed = []
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp.name)
+    return removed

@@ -1,19 +1,19 @@
 # Configuration, the run plan, and the helpers every rule file uses. No rules live here.
 #
-# The plan comes from qgvae.experiments.build_plan(config): it decides which runs exist, which
+# The plan comes from qgvae.plan.build_plan(config): it decides which runs exist, which
 # folder each lives in (results/<dataset>/<method>/<variant>/seed<k>/) and which runs fill which
 # table cell. This file only turns it into file names; it never decides runs itself.
+import hashlib
 import json
 import os
 import re
+import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from qgvae.config import ConfigError
-from qgvae.experiments import build_plan, runs_for
-from qgvae.utils import write_text
-
+from qgvae.errors import ConfigError
+from qgvae.plan import build_plan, runs_for, subplan
 
 # ---- configuration -------------------------------------------------------------------------
 # Strict schema first (unknown keys and wrong types fail here, naming the key), then the plan
@@ -115,24 +115,35 @@ def run_manifest(wildcards):
     return f"{DATA_ROOT}/qgvae-cache/{wildcards.dataset}/manifest.json"
 
 
+def shell_words(args):
+    """Command-line words, each quoted for the shell (every value that reaches a shell is)."""
+    return " ".join(shlex.quote(str(arg)) for arg in args)
+
+
 def reconstruct_args(wildcards):
     """`qgvae reconstruct` flags from the run's eval settings."""
     ev = run_config(wildcards)["eval"]
-    args = [f"--batch-size {ev['batch_size']}"]
+    args = ["--batch-size", ev["batch_size"]]
     if ev["test_n"] is not None:
-        args.append(f"--test-n {ev['test_n']}")
-    return " ".join(args)
+        args += ["--test-n", ev["test_n"]]
+    return shell_words(args)
 
 
 def evaluate_args(wildcards):
     """`qgvae evaluate` flags from the run's eval settings."""
     ev = run_config(wildcards)["eval"]
-    args = [f"--batch-size {ev['batch_size']}", "--protocols " + " ".join(ev["protocols"]),
-            # the test originals' Inception statistics, shared by every method on a dataset
-            f"--stats-cache {RESULTS}/.fid-stats"]
+    args = ["--batch-size", ev["batch_size"], "--protocols", *ev["protocols"]]
+    # the test originals' Inception statistics, shared by every method on a dataset
+    args += ["--stats-cache", f"{RESULTS}/.fid-stats"]
     if ev["fid_n"] is not None:
-        args.append(f"--fid-n {ev['fid_n']}")
-    return " ".join(args)
+        args += ["--fid-n", ev["fid_n"]]
+    return shell_words(args)
+
+
+def job_resources(kind):
+    """Scheduler resources of one rule kind, from the config's `resources` section."""
+    res = RESOURCES[kind]
+    return {"gpu": res["gpu"], "mem_mb": res["mem_mb"], "runtime": res["runtime"]}
 
 
 def run_files(runs, *names):
@@ -150,24 +161,16 @@ def table_runs(table):
     return runs_for({"tables": {table: TABLES[table]}})
 
 
-def subplan(table):
-    """The plan restricted to one table and its runs (same structure as build_plan's)."""
-    return {
-        "results": RESULTS,
-        "seeds": PLAN["seeds"],
-        "runs": {path: RUNS[path] for path in table_runs(table)},
-        "tables": {table: TABLES[table]},
-    }
+def config_json():
+    """The workflow config as canonical JSON, for `qgvae plan --config-json`."""
+    return json.dumps(config, sort_keys=True)
 
 
-def subplan_json(wildcards):
-    return json.dumps(subplan(wildcards.table), indent=1)
-
-
-def write_plan(path, text, log):
-    """Write a plan (JSON text) atomically and note it in the rule's log."""
-    write_text(path, f"{text}\n")
-    write_text(log, f"wrote {path}: {len(json.loads(text)['runs'])} runs\n")
+def plan_digest(table=None):
+    """Digest of the plan written by the plan rules. With the params rerun trigger a plan file is
+    rewritten exactly when its content changes (through the config or the code)."""
+    plan = PLAN if table is None else subplan(PLAN, table)
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
 
 
 def plan_file(table=None):
@@ -179,6 +182,21 @@ def table_file(table):
     return f"{REPORTS}/targets/{table}/tables.tex"
 
 
+def figure_outputs(name, caption, subcategory):
+    """A figure's PDF and PNG (report items with their caption) and its JSON caption file."""
+
+    def item(ext):
+        return report(
+            f"{REPORTS}/figures/{name}.{ext}",
+            caption=f"../report/{caption}",
+            category="Figures",
+            subcategory=subcategory,
+            labels={"figure": name, "format": ext.upper()},
+        )
+
+    return {"pdf": item("pdf"), "png": item("png"), "meta": f"{REPORTS}/figures/{name}.json"}
+
+
 def figure_files(name):
     return [f"{REPORTS}/figures/{name}.{ext}" for ext in ("pdf", "png", "json")]
 
@@ -188,11 +206,7 @@ def table_metrics(wildcards):
 
 
 def recon_grid_inputs(wildcards):
-    runs = [
-        path
-        for path in table_runs("table1")
-        if RUNS[path]["dataset"] == wildcards.dataset
-    ]
+    runs = [path for path in table_runs("table1") if RUNS[path]["dataset"] == wildcards.dataset]
     return run_files(runs, *RUN_OUTPUTS)
 
 

@@ -5,17 +5,16 @@
 rule prepare_data:
     output:
         manifest=f"{DATA_ROOT}/qgvae-cache/{{dataset}}/manifest.json",
-    params:
-        root=lambda wildcards, output: output.manifest.rsplit("/qgvae-cache/", 1)[0],
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     localrule: True
-    threads: RESOURCES["prepare_data"]["threads"]
-    resources:
-        mem_mb=RESOURCES["prepare_data"]["mem_mb"],
-        runtime=RESOURCES["prepare_data"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["prepare_data"]["threads"]
+    resources:
+        **job_resources("prepare_data"),
+    params:
+        root=lambda wildcards, output: output.manifest.rsplit("/qgvae-cache/", 1)[0],
     shell:
         "qgvae prepare-data {wildcards.dataset} --root {params.root:q} --workers {threads}"
         " > {log:q} 2>&1"

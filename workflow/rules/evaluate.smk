@@ -8,28 +8,26 @@ rule reconstruct:
     output:
         recon=f"{RUN}/reconstructions.npz",
         analysis=f"{RUN}/analysis.npz",
-    params:
-        run_dir=lambda wildcards, output: os.path.dirname(output.recon),
-        flags=reconstruct_args,
     log:
         f"{RESULTS}/logs/reconstruct/{RUN_KEY}.log",
     benchmark:
         f"{RESULTS}/benchmarks/reconstruct/{RUN_KEY}.tsv"
-    threads: RESOURCES["reconstruct"]["threads"]
-    resources:
-        gpu=RESOURCES["reconstruct"]["gpu"],
-        mem_mb=RESOURCES["reconstruct"]["mem_mb"],
-        runtime=RESOURCES["reconstruct"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["reconstruct"]["threads"]
+    resources:
+        **job_resources("reconstruct"),
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output.recon),
+        flags=reconstruct_args,
     shell:
         "qgvae reconstruct {params.run_dir:q} {params.flags} > {log:q} 2>&1"
 
 
 # LPIPS (AlexNet) and FID (Inception) weights go into the torch hub cache ($TORCH_HOME, default
 # ~/.cache/torch) once, on the submitting machine: compute nodes often have no internet. Without
-# internet, put them there first (e.g. shared/tools/offline_metric_weights.py DIR and
-# TORCH_HOME=DIR); this rule then only checks them. The marker is ancient() below: refreshing
+# internet, put them there first (`qgvae fetch-weights --torch-home DIR` where there is internet,
+# then copy DIR and set TORCH_HOME=DIR); this rule then only checks them. The marker is ancient() below: refreshing
 # the weights does not re-evaluate every run.
 rule fetch_weights:
     output:
@@ -52,19 +50,17 @@ rule evaluate:
     output:
         metrics=f"{RUN}/metrics.json",
         per_image=f"{RUN}/metrics_per_image.csv",
-    params:
-        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
-        flags=evaluate_args,
     log:
         f"{RESULTS}/logs/evaluate/{RUN_KEY}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{RUN_KEY}.tsv"
-    threads: RESOURCES["evaluate"]["threads"]
-    resources:
-        gpu=RESOURCES["evaluate"]["gpu"],
-        mem_mb=RESOURCES["evaluate"]["mem_mb"],
-        runtime=RESOURCES["evaluate"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+        flags=evaluate_args,
     shell:
         "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"

@@ -7,7 +7,7 @@
 
 FIGURE_CMD = (
     "qgvae figures --plan {input.plan:q} --paper {input.paper:q} --outdir {params.outdir:q}"
-    " --only {params.name} > {log:q} 2>&1"
+    " --only {params.name:q} > {log:q} 2>&1"
 )
 
 
@@ -17,33 +17,18 @@ rule recon_grid:
         paper=PAPER_VALUES,
         runs=recon_grid_inputs,
     output:
-        pdf=report(
-            f"{REPORTS}/figures/recon_grid_{{dataset}}.pdf",
-            caption="../report/recon_grid.rst",
-            category="Figures",
-            subcategory="Table 1",
-            labels={"figure": "recon_grid_{dataset}", "format": "PDF"},
-        ),
-        png=report(
-            f"{REPORTS}/figures/recon_grid_{{dataset}}.png",
-            caption="../report/recon_grid.rst",
-            category="Figures",
-            subcategory="Table 1",
-            labels={"figure": "recon_grid_{dataset}", "format": "PNG"},
-        ),
-        meta=f"{REPORTS}/figures/recon_grid_{{dataset}}.json",
-    params:
-        name="recon_grid_{dataset}",
-        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
+        **figure_outputs("recon_grid_{dataset}", "recon_grid.rst", "Table 1"),
     log:
         f"{RESULTS}/logs/figures/recon_grid_{{dataset}}.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        name="recon_grid_{dataset}",
+        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
 
@@ -54,33 +39,18 @@ rule ablation_figure:
         paper=PAPER_VALUES,
         runs=ablation_figure_inputs,
     output:
-        pdf=report(
-            f"{REPORTS}/figures/ablation_{{axis}}.pdf",
-            caption="../report/ablation_figure.rst",
-            category="Figures",
-            subcategory="Ablations",
-            labels={"figure": "ablation_{axis}", "format": "PDF"},
-        ),
-        png=report(
-            f"{REPORTS}/figures/ablation_{{axis}}.png",
-            caption="../report/ablation_figure.rst",
-            category="Figures",
-            subcategory="Ablations",
-            labels={"figure": "ablation_{axis}", "format": "PNG"},
-        ),
-        meta=f"{REPORTS}/figures/ablation_{{axis}}.json",
-    params:
-        name="ablation_{axis}",
-        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
+        **figure_outputs("ablation_{axis}", "ablation_figure.rst", "Ablations"),
     log:
         f"{RESULTS}/logs/figures/ablation_{{axis}}.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        name="ablation_{axis}",
+        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
 
@@ -91,32 +61,17 @@ rule summary_figure:
         paper=PAPER_VALUES,
         runs=run_files(runs_for(PLAN), *RUN_OUTPUTS),
     output:
-        pdf=report(
-            f"{REPORTS}/figures/{{figure}}.pdf",
-            caption="../report/summary_figure.rst",
-            category="Figures",
-            subcategory="Analysis",
-            labels={"figure": "{figure}", "format": "PDF"},
-        ),
-        png=report(
-            f"{REPORTS}/figures/{{figure}}.png",
-            caption="../report/summary_figure.rst",
-            category="Figures",
-            subcategory="Analysis",
-            labels={"figure": "{figure}", "format": "PNG"},
-        ),
-        meta=f"{REPORTS}/figures/{{figure}}.json",
-    params:
-        name="{figure}",
-        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
+        **figure_outputs("{figure}", "summary_figure.rst", "Analysis"),
     log:
         f"{RESULTS}/logs/figures/{{figure}}.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        name="{figure}",
+        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD

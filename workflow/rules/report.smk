@@ -11,18 +11,17 @@ rule report_document:
         paper=PAPER_VALUES,
     output:
         tex=f"{REPORTS}/report.tex",
-    params:
-        figdir=lambda wildcards, input: os.path.dirname(input.figures[0]),
-        pdf=lambda wildcards, output: os.path.splitext(output.tex)[0] + ".pdf",
     log:
         f"{RESULTS}/logs/report.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        figdir=lambda wildcards, input: os.path.dirname(input.figures[0]),
+        pdf=lambda wildcards, output: os.path.splitext(output.tex)[0] + ".pdf",
     shell:
         "qgvae report --plan {input.plan:q} --tables {input.tables:q} --figures {params.figdir:q}"
         " --paper {input.paper:q} --out {params.pdf:q} > {log:q} 2>&1"

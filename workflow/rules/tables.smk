@@ -2,31 +2,39 @@
 #
 # results/plan.json is the whole plan; results/plans/<table>.json is the plan of one table
 # (its cells and runs only), so that one table, or one ablation, is built from its own runs.
-# Both are rewritten exactly when their content changes (params rerun trigger).
+# Both are written by `qgvae plan` and rewritten exactly when their content changes (the params
+# rerun trigger sees the plan's digest).
 
 
 rule plan:
     output:
         plan=plan_file(),
-    params:
-        plan=json.dumps(PLAN, indent=1),
     log:
         f"{RESULTS}/logs/plan.log",
     localrule: True
-    run:
-        write_plan(output.plan, params.plan, log[0])
+    conda:
+        ENV
+    params:
+        config=config_json(),
+        digest=plan_digest(),
+    shell:
+        "qgvae plan --config-json {params.config:q} --out {output.plan:q} > {log:q} 2>&1"
 
 
 rule table_plan:
     output:
         plan=plan_file("{table}"),
-    params:
-        plan=subplan_json,
     log:
         f"{RESULTS}/logs/plans/{{table}}.log",
     localrule: True
-    run:
-        write_plan(output.plan, params.plan, log[0])
+    conda:
+        ENV
+    params:
+        config=config_json(),
+        digest=lambda wildcards: plan_digest(wildcards.table),
+    shell:
+        "qgvae plan --config-json {params.config:q} --table {wildcards.table:q}"
+        " --out {output.plan:q} > {log:q} 2>&1"
 
 
 # The tables of one target (table1, table2, ablation_<axis>), from that target's runs only.
@@ -43,17 +51,16 @@ rule table:
             subcategory="{table}",
             labels={"table": "{table}"},
         ),
-    params:
-        outdir=lambda wildcards, output: os.path.join(os.path.dirname(output.tex), "tables"),
     log:
         f"{RESULTS}/logs/tables/{{table}}.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        outdir=lambda wildcards, output: os.path.join(os.path.dirname(output.tex), "tables"),
     shell:
         "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
         " --outdir {params.outdir:q} > {log:q} 2>&1"
@@ -73,17 +80,16 @@ rule tables:
             subcategory="all tables",
             labels={"table": "all"},
         ),
-    params:
-        outdir=lambda wildcards, output: os.path.splitext(output.tex)[0],
     log:
         f"{RESULTS}/logs/tables/all.log",
     localrule: True
-    threads: RESOURCES["summary"]["threads"]
-    resources:
-        mem_mb=RESOURCES["summary"]["mem_mb"],
-        runtime=RESOURCES["summary"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        outdir=lambda wildcards, output: os.path.splitext(output.tex)[0],
     shell:
         "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
         " --outdir {params.outdir:q} > {log:q} 2>&1"

@@ -17,20 +17,18 @@ rule train:
         data=ancient(run_manifest),
     output:
         model=f"{RUN}/model.pt",
-    params:
-        cfg=train_config_json,
-        run_dir=lambda wildcards, output: os.path.dirname(output.model),
     log:
         f"{RESULTS}/logs/train/{RUN_KEY}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN_KEY}.tsv"
-    threads: RESOURCES["train"]["threads"]
-    resources:
-        gpu=RESOURCES["train"]["gpu"],
-        mem_mb=RESOURCES["train"]["mem_mb"],
-        runtime=RESOURCES["train"]["runtime"],
     conda:
         ENV
+    threads: RESOURCES["train"]["threads"]
+    resources:
+        **job_resources("train"),
+    params:
+        cfg=train_config_json,
+        run_dir=lambda wildcards, output: os.path.dirname(output.model),
     shell:
         # Appends: a resumed run keeps the log of the attempts before it.
         "qgvae train --config-json {params.cfg:q} --out {params.run_dir:q} >> {log:q} 2>&1"

@@ -24,7 +24,8 @@ import torch
 from .. import machine
 from ..data import DeviceLoader, dataset_info
 from ..methods import build_model
-from .trainer import make_optimizer, train_step
+from .schedule import make_optimizer
+from .trainer import train_step
 
 PAPER_CIFAR: dict[str, Any] = {
     "method": "qgvae",

@@ -34,6 +34,8 @@ from ..io import atomic_path, hash_file, write_text
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "model.pt"
+BEST = "best.pt"  # train.select: best_val
+KEPT = "checkpoints"  # train.keep_checkpoints: weights at every validation step
 LOG = "train_log.jsonl"
 RUN_JSON = "run.json"
 LOCK = ".train.lock"
@@ -236,8 +238,9 @@ def remove_stale_temporaries(run_dir: Path) -> list[str]:
     """Delete the ``.<name>.*.tmp`` files that an interrupted atomic write left behind (only
     while the run folder is locked, so no live write is touched). Returns their names."""
     removed = []
-    for tmp in Path(run_dir).glob(".*.tmp"):
+    run_dir = Path(run_dir)
+    for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / KEPT).glob(".*.tmp")]:
         with contextlib.suppress(OSError):
             tmp.unlink()
-            removed.append(tmp.name)
+            removed.append(str(tmp.relative_to(run_dir)))
     return removed

@@ -15,7 +15,10 @@ Files in the run folder::
                       every attempt, and the sha256 of checkpoint.pt and model.pt
     train_log.jsonl   one JSON row per logged step ("split": "train") and per validation ("val")
     checkpoint.pt     model + optimiser + scheduler + loader position + RNG states
-    model.pt          final weights + config (written last, atomically)
+    best.pt           (train.select: best_val) weights of the lowest validation val_metric
+    checkpoints/      (train.keep_checkpoints) weights at every validation step, stepNNNNNNN.pt
+    model.pt          the result, written last, atomically: the final weights, or best.pt's
+                      with ``select: best_val`` (VQ-WAE and SQ-VAE evaluate their best.pt)
 
 The folder is locked while a run trains in it; files are read with ``weights_only=True`` after
 their recorded sha256 is checked (see :mod:`qgvae.training.checkpoint`).
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import signal
 import sys
 import time
@@ -43,7 +45,9 @@ from ..errors import Interrupted, RunFolderError, TrainingDiverged
 from ..io import write_json, write_text
 from ..methods import build_model
 from .checkpoint import (
+    BEST,
     CHECKPOINT,
+    KEPT,
     LOG,
     RESULT,
     RUN_JSON,
@@ -58,68 +62,16 @@ from .checkpoint import (
     set_rng_state,
     truncate_log,
 )
+from .schedule import make_optimizer, make_scheduler, steps_every_step, total_steps
+from .validation import (
+    autocast,
+    floor_psnr,
+    progress_summary,
+    validate,
+    validation_images,
+)
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU runs stay fp32, deterministic)."""
-    if device.type == "cuda" and amp == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_optimizer(model: torch.nn.Module, train_cfg: Mapping[str, Any], device: torch.device):
-    cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[train_cfg["optimizer"]]
-    kwargs: dict[str, Any] = {"lr": train_cfg["lr"], "weight_decay": train_cfg["weight_decay"]}
-    if device.type == "cuda":
-        kwargs["fused"] = True  # one kernel for the whole update instead of one per tensor
-    return cls(model.parameters(), **kwargs)
-
-
-def make_scheduler(optimizer, train_cfg: Mapping[str, Any]):
-    if train_cfg["lr_schedule"] == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.5, patience=5
-        )
-    return None
-
-
-def total_steps(train_cfg: Mapping[str, Any], steps_per_epoch: int) -> int:
-    steps = math.ceil(train_cfg["epochs"] * steps_per_epoch)
-    if train_cfg.get("max_steps"):
-        steps = min(steps, int(train_cfg["max_steps"]))
-    return max(steps, 1)
-
-
-@torch.no_grad()
-def validate(
-    model,
-    images_u8: torch.Tensor,
-    *,
-    batch_size: int,
-    device: torch.device,
-    amp: str,
-    max_batches: int | None = None,
-) -> dict[str, float]:
-    """Mean MSE and mean per-image PSNR (data range 1) on a uint8 split, in eval mode."""
-    was_training = model.training
-    model.eval()
-    se_sum = torch.zeros((), device=device, dtype=torch.float64)
-    psnr_sum = torch.zeros((), device=device, dtype=torch.float64)
-    n = 0
-    for i, start in enumerate(range(0, len(images_u8), batch_size)):
-        if max_batches is not None and i >= max_batches:
-            break
-        x = images_u8[start : start + batch_size].float().div_(255)
-        with autocast(device, amp):
-            recon = model(x).recon
-        err = (recon.float().clamp(0, 1) - x).pow(2).flatten(1).mean(1)
-        se_sum += err.sum()
-        psnr_sum += (-10 * torch.log10(err.clamp_min(1e-10))).sum()
-        n += len(x)
-    model.train(was_training)
-    return {"mse": (se_sum / n).item(), "psnr": (psnr_sum / n).item(), "n": n}
 
 
 def batch_usage(codes: torch.Tensor, codebook_size: int) -> float:
@@ -204,8 +156,10 @@ def train(
         )
 
 
-def _resume(cfg, out: Path, device, model, optimizer, scheduler, loader) -> tuple[int, list, int]:
-    """Load ``checkpoint.pt`` (verified) into the fresh objects; (step, resumed_from, torn)."""
+def _resume(cfg, out: Path, device, model, optimizer, scheduler, loader):
+    """Load ``checkpoint.pt`` (verified) into the fresh objects.
+
+    Returns ``(step, resumed_from, torn log rows, best validation so far)``."""
     ckpt_path = out / CHECKPOINT
     fix = (
         f"delete {ckpt_path} to restart this run from step 0 (the log is rewritten), or "
@@ -236,7 +190,18 @@ def _resume(cfg, out: Path, device, model, optimizer, scheduler, loader) -> tupl
         ) from None
     resumed_from = [*list(ckpt.get("resumed_from", [])), step]
     torn = truncate_log(out / LOG, step)
-    return step, resumed_from, torn
+    return step, resumed_from, torn, ckpt.get("best")
+
+
+def _read_val_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if isinstance(row, dict) and row.get("split") == "val":
+                    rows.append(row)
+    return rows
 
 
 def _train_locked(
@@ -258,16 +223,23 @@ def _train_locked(
     val_u8 = load_split(cfg["dataset"], cfg["data_root"], "val").to(device)
     loader = DeviceLoader(train_u8, batch_size=train_cfg["batch_size"], seed=int(cfg["seed"]))
     steps = total_steps(train_cfg, len(loader))
+    val_batch = max(train_cfg["batch_size"], 256)
+    val_u8 = validation_images(val_u8, val_batch, train_cfg["val_batches"])
+    floor = floor_psnr(train_u8, val_u8)
+    val_metric = train_cfg["val_metric"]
 
     model = build_model(cfg).to(device)
     optimizer = make_optimizer(model, train_cfg, device)
-    scheduler = make_scheduler(optimizer, train_cfg)
+    scheduler = make_scheduler(optimizer, train_cfg, steps)
+    per_step_schedule = steps_every_step(scheduler)
     forward = torch.compile(model) if train_cfg["compile"] else model
 
-    step, resumed_from, torn = 0, [], 0
+    step, resumed_from, torn, best = 0, [], 0, None
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
-        step, resumed_from, torn = _resume(cfg, out, device, model, optimizer, scheduler, loader)
+        step, resumed_from, torn, best = _resume(
+            cfg, out, device, model, optimizer, scheduler, loader
+        )
     else:
         (out / LOG).unlink(missing_ok=True)
         previous = None  # a fresh start: nothing of an earlier attempt is kept
@@ -289,11 +261,13 @@ def _train_locked(
         "epochs": steps / len(loader),
         "train_images": len(train_u8),
         "val_images": len(val_u8),
+        "images_seen": steps * train_cfg["batch_size"],
         "image_size": info.size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "num_tokens": model.num_tokens,
         "codebook_size": model.codebook_size,
         "bits_per_image": model.bits_per_image(),
+        "val_floor_psnr": floor,
         "resumed_from": resumed_from,
         "attempts": attempts,
         "files": dict((previous or {}).get("files") or {}),
@@ -312,6 +286,10 @@ def _train_locked(
 
         return before_replace
 
+    def save_weights(name: str, **extra: Any) -> None:
+        blob = {"model": model.state_dict(), "config": dict(cfg), "step": step, **extra}
+        save_pt(out / name, blob, record(name, step=step))
+
     def save_checkpoint() -> None:
         blob = {
             "model": model.state_dict(),
@@ -322,8 +300,19 @@ def _train_locked(
             "step": step,
             "config": dict(cfg),
             "resumed_from": resumed_from,
+            "best": best,
         }
         save_pt(ckpt_path, blob, record(CHECKPOINT, step=step))
+
+    def after_validation(v: dict[str, float]) -> None:
+        nonlocal best
+        if scheduler is not None and not per_step_schedule:
+            scheduler.step(v[val_metric])
+        if train_cfg["keep_checkpoints"]:
+            save_weights(f"{KEPT}/step{step:07d}.pt", val=v)
+        if train_cfg["select"] == "best_val" and (best is None or v[val_metric] <= best["value"]):
+            best = {"step": step, "value": v[val_metric], "metric": val_metric, "val": v}
+            save_weights(BEST, val=v)
 
     bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step
 
@@ -365,6 +354,8 @@ def _train_locked(
                     )
                     step += 1
                     extra = model.after_step(step)  # sees this step's gradients (resets)
+                    if per_step_schedule:
+                        scheduler.step()
                     bar.update(1)
 
                     if step % train_cfg["log_every"] == 0 or step == steps:
@@ -386,20 +377,18 @@ def _train_locked(
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
                         t_last, step_last = time.perf_counter(), step
                     if step % val_every == 0 or step == steps:
+                        check_finite()
                         v = validate(
                             model,
                             val_u8,
-                            batch_size=max(train_cfg["batch_size"], 256),
+                            batch_size=val_batch,
                             device=device,
                             amp=train_cfg["amp"],
-                            max_batches=train_cfg["val_batches"],
+                            with_loss=val_metric == "loss",
                         )
-                        log_fh.write(
-                            json.dumps({"split": "val", "step": step, "epoch": loader.epoch, **v})
-                            + "\n"
-                        )
-                        if scheduler is not None:
-                            scheduler.step(v["mse"])
+                        row = {"split": "val", "step": step, "epoch": loader.epoch, **v}
+                        log_fh.write(json.dumps(row) + "\n")
+                        after_validation(v)
                         t_last, step_last = time.perf_counter(), step
                     if step % train_cfg["checkpoint_every"] == 0:
                         check_finite()
@@ -421,8 +410,17 @@ def _train_locked(
 
     check_finite()
     save_checkpoint()
+    meta.update(progress_summary(_read_val_rows(out / LOG), floor))
+    if train_cfg["select"] == "best_val" and best is not None:
+        fix = f"delete {out} and train again"
+        blob = load_pt(out / BEST, sha256=recorded_sha256(out, BEST), fix=fix)
+        model.load_state_dict(blob["model"])
+        meta["selected"] = {"rule": "best_val", **best}
+    else:
+        meta["selected"] = {"rule": "final", "step": step}
     result = {"model": model.state_dict(), "config": dict(cfg), "step": step}
-    save_pt(out / RESULT, result, record(RESULT, step=step))
+    result["selected_step"] = meta["selected"]["step"]
+    save_pt(out / RESULT, result, record(RESULT, step=meta["selected"]["step"]))
     meta.update(status="finished", end=machine.now())
     write_json(out / RUN_JSON, meta)
     return meta

@@ -256,7 +256,7 @@ slurm, local, files = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 # Bookkeeping, not results: when, how long, where, with what (and whether a cache was warm).
 # Everything else (SSIM, PSNR, LPIPS, rFID, code usage, image counts, ...) must be identical.
 IGNORE = {"timing", "cpu_s", "elapsed_s", "created", "hardware", "versions", "qgvae_commit",
-          "git_commit", "per_image_csv", "originals_stats_cached"}
+          "git_commit", "per_image_csv", "originals_features_cached", "feature_cache_recomputed"}
 
 def ignored(path):
     return any(part.split("[")[0] in IGNORE for part in path.split("."))

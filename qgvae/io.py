@@ -70,6 +70,12 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Atomically write one array as ``.npy`` (no pickle)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
 def hash_file(path: str | os.PathLike, algo: str = "sha256", chunk: int = 1 << 22) -> str:
     """Hex digest of a file's bytes (``sha256`` by default, any ``hashlib`` name)."""
     h = hashlib.new(algo)

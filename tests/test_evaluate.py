@@ -382,34 +382,70 @@ def test_evaluate_rejects_bad_arguments(tmp_path):
         E.evaluate_run(tmp_path / "run", batch_size=0)
 
 
-@pytest.mark.weights
-def test_stats_cache_gives_identical_rfid(tmp_path):
-    """A cache hit for the originals' Inception statistics changes no number."""
-    from qgvae.evaluation.evaluator import evaluate_run
-
+def _fake_runs(tmp_path, names, n=6):
     rng = np.random.default_rng(3)
-    orig = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    orig = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     rec = np.clip(orig.astype(int) + rng.integers(-30, 30, orig.shape), 0, 255).astype(np.uint8)
     runs = []
-    for name in ("a", "b", "c"):
+    for name in names:
         d = tmp_path / name
         d.mkdir()
         np.savez(
             d / "reconstructions.npz",
             originals=orig,
             reconstructions=rec,
-            codes=np.zeros((6, 4), np.int64),
+            codes=np.zeros((n, 4), np.int64),
             codebook_size=np.int64(8),
             bits_per_image=np.float64(12.0),
         )
         runs.append(d)
+    return runs
+
+
+@pytest.mark.weights
+def test_features_cache_gives_identical_rfid(tmp_path):
+    """A cache hit for the originals' Inception features changes no number, and rFID recomputed
+    from the stored features equals the evaluator's exactly."""
+    from qgvae.evaluation.evaluator import evaluate_run, rfid_from_features
+
+    runs = _fake_runs(tmp_path, ("a", "b", "c"))
+    cache = tmp_path / "cache"
     plain = evaluate_run(runs[0], protocols=("native",), device="cpu")
-    first = evaluate_run(
-        runs[1], protocols=("native",), device="cpu", stats_cache=tmp_path / "cache"
-    )
-    hit = evaluate_run(runs[2], protocols=("native",), device="cpu", stats_cache=tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    assert not first["protocols"]["native"]["rfid"]["originals_stats_cached"]
-    assert hit["protocols"]["native"]["rfid"]["originals_stats_cached"]
+    first = evaluate_run(runs[1], protocols=("native",), device="cpu", features_cache=cache)
+    hit = evaluate_run(runs[2], protocols=("native",), device="cpu", features_cache=cache)
+    assert len(list(cache.glob("*.npy"))) == 1
+    assert not first["protocols"]["native"]["rfid"]["originals_features_cached"]
+    assert hit["protocols"]["native"]["rfid"]["originals_features_cached"]
     values = [r["protocols"]["native"]["rfid"]["value"] for r in (plain, first, hit)]
     assert values[0] == values[1] == values[2]
+    real = np.load(next(cache.glob("*.npy")))
+    fake = np.load(runs[2] / "features_native.npy")
+    assert fake.dtype == np.float32 and fake.shape == (6, 2048)
+    assert rfid_from_features(real, fake)[0] == values[0]
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "nan"])
+def test_a_corrupt_features_cache_is_recomputed(tmp_path, damage):
+    from qgvae.evaluation.evaluator import evaluate_run
+
+    runs = _fake_runs(tmp_path, ("a", "b"))
+    cache = tmp_path / "cache"
+    good = evaluate_run(runs[0], protocols=("native",), device="cpu", features_cache=cache)
+    path = next(cache.glob("*.npy"))
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "garbage":
+        path.write_bytes(b"not an npy file")
+    else:
+        feats = np.load(path)
+        feats[0, 0] = np.nan
+        np.save(path, feats)
+    again = evaluate_run(runs[1], protocols=("native",), device="cpu", features_cache=cache)
+    assert again["feature_cache_recomputed"] and path.name in again["feature_cache_recomputed"][0]
+    assert not again["protocols"]["native"]["rfid"]["originals_features_cached"]
+    assert (
+        again["protocols"]["native"]["rfid"]["value"]
+        == good["protocols"]["native"]["rfid"]["value"]
+    )
+    assert np.isfinite(np.load(path)).all()  # rewritten

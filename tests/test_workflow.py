@@ -209,7 +209,7 @@ def test_eval_settings_reach_reconstruct_and_evaluate_not_training(quick_all):
     assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 64 ", out)
     assert re.search(
         r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae native "
-        r"--stats-cache results/quick/\.fid-stats --fid-n 32 ",
+        r"--features-cache results/quick/\.inception-features --fid-n 32 ",
         out,
     )
 

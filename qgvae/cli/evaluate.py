@@ -36,7 +36,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         progress=progress,
-        stats_cache=args.stats_cache,
+        features_cache=args.features_cache,
     )
     print(f"n_images={res['n_images']}  dataset={res['dataset']}  method={res['method']}")
     for p, d in res["protocols"].items():
@@ -151,12 +151,12 @@ def add_parsers(sub: Any) -> None:
         "--batch-size", type=int, default=100, metavar="B", help="images per batch (default: 100)"
     )
     p.add_argument(
-        "--stats-cache",
+        "--features-cache",
         default=None,
         metavar="DIR",
-        help="cache the test originals' Inception statistics here (keyed by the "
-        "images' sha256, protocol and weights), shared by every method on a "
-        "dataset (default: no cache)",
+        help="cache the test originals' Inception features here (keyed by the images' "
+        "sha256, protocol and weights), shared by every method on a dataset; a corrupt "
+        "file is recomputed (default: no cache)",
     )
 
     f = add(

@@ -19,7 +19,6 @@ statistics), the summaries per protocol (``_summarize_protocol``), and writing t
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -34,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RunFolderError
-from ..io import save_npz, write_json, write_text
+from ..io import save_npy, write_json, write_text
 from ..machine import git_commit, hardware, now, package_versions, resolve_device
+from .feature_cache import FeatureCache
 from .fid import GaussianStats, InceptionFeatures, frechet_distance_info
 from .image_metrics import (
     LPIPSMetric,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import torch
 
 METRICS_FILE = "metrics.json"
+FEATURES_FILE = "features_{protocol}.npy"  # float32 [fid_n, 2048] Inception features of the recons
 PER_IMAGE_FILE = "metrics_per_image.csv"
 PER_IMAGE_METRICS = ("ssim", "psnr", "lpips")
 RECONSTRUCTIONS_KEYS = ("originals", "reconstructions", "codes", "codebook_size", "bits_per_image")
@@ -195,7 +196,7 @@ def _fmt(v: float) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Caches: the metric networks per process, the originals' Inception statistics on disk
+# The metric networks, cached per process
 # --------------------------------------------------------------------------------------------
 
 _MODELS: dict[tuple, tuple[LPIPSMetric, InceptionFeatures]] = {}
@@ -210,30 +211,6 @@ def metric_models(device: Any) -> tuple[LPIPSMetric, InceptionFeatures]:
         _MODELS.clear()
         _MODELS[key] = (LPIPSMetric(device), InceptionFeatures(device))
     return _MODELS[key]
-
-
-def _stats_key(originals: np.ndarray, protocol: str, inception: InceptionFeatures) -> str:
-    h = hashlib.sha256()
-    h.update(f"{protocol}|{VQWAE_SIZE}|{VQWAE_RESAMPLE}|{originals.shape}|".encode())
-    h.update(inception.description.encode())
-    h.update(np.ascontiguousarray(originals).tobytes())
-    return h.hexdigest()[:24]
-
-
-def _load_real_stats(cache, originals, protocol, inception):
-    if cache is None or len(originals) < 2:
-        return None
-    path = Path(cache) / f"{_stats_key(originals, protocol, inception)}.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        return z["mean"], z["cov"]
-
-
-def _save_real_stats(cache, originals, protocol, inception, mean, cov) -> None:
-    if cache is None:
-        return
-    save_npz(Path(cache) / f"{_stats_key(originals, protocol, inception)}.npz", mean=mean, cov=cov)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +230,7 @@ class _Job:
     device: torch.device
     lpips: LPIPSMetric
     inception: InceptionFeatures
-    stats_cache: str | Path | None
+    cache: FeatureCache
     timer: _Timer = field(default_factory=_Timer)
 
     @property
@@ -278,7 +255,7 @@ def _prepare(
     fid_n: int | None,
     batch_size: int,
     device: str,
-    stats_cache: str | Path | None,
+    features_cache: str | Path | None,
 ) -> _Job:
     """Check the arguments and the weights (before anything is computed), read the run folder
     and load the metric networks."""
@@ -297,20 +274,19 @@ def _prepare(
         raise ValueError(f"fid_n must be in [1, N={n}], got {fid_n}")
     dev = resolve_device(device)
     lpips_metric, inception = metric_models(dev)
-    return _Job(
-        run, data, protocols, int(fid_n), batch_size, dev, lpips_metric, inception, stats_cache
-    )
+    cache = FeatureCache(features_cache)
+    return _Job(run, data, protocols, int(fid_n), batch_size, dev, lpips_metric, inception, cache)
 
 
 def _batch_pass(
     job: _Job,
-    cached: dict[str, tuple | None],
+    cached: dict[str, np.ndarray | None],
     progress: Callable[[int, int, float], None] | None,
     wall0: float,
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[GaussianStats, GaussianStats]]]:
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[Any, Any]]]:
     """One pass over the images: per-image SSIM / PSNR / LPIPS (NaN where not computed) and the
-    streamed Inception statistics (originals, reconstructions) of the first fid_n images; the
-    originals' are skipped where ``cached`` has them."""
+    Inception features (originals, reconstructions) of the first fid_n images, as float32
+    tensors on the device; the originals' are skipped where ``cached`` has them."""
     import torch
 
     orig, rec = job.data["originals"], job.data["reconstructions"]
@@ -318,8 +294,7 @@ def _batch_pass(
     dev, timer = job.device, job.timer
     lpips_ok = {p: job.lpips_ok(p) for p in job.protocols}
     per_image = {p: {m: np.full(n, np.nan) for m in PER_IMAGE_METRICS} for p in job.protocols}
-    dims = job.inception.dims
-    stats = {p: (GaussianStats(dims, dev), GaussianStats(dims, dev)) for p in job.protocols}
+    feats: dict[str, tuple[list, list]] = {p: ([], []) for p in job.protocols}
     report_every = max(1, math.ceil(n / batch_size) // 20)
     with _no_tf32(), torch.inference_mode():
         for s in range(0, n, batch_size):
@@ -345,38 +320,62 @@ def _batch_pass(
                 if k:
                     with timer(p, "inception"):
                         if cached[p] is None:
-                            stats[p][0].update(job.inception(o_t[:k]))
-                        stats[p][1].update(job.inception(r_t[:k]))
+                            feats[p][0].append(job.inception(o_t[:k]))
+                        feats[p][1].append(job.inception(r_t[:k]))
             if progress is not None and (e == n or (s // batch_size) % report_every == 0):
                 progress(e, n, time.perf_counter() - wall0)
-    return per_image, stats
+    out = {}
+    for p, (o_list, r_list) in feats.items():
+        o_f = torch.from_numpy(cached[p]).to(dev) if cached[p] is not None else _cat(o_list)
+        out[p] = (o_f, _cat(r_list))
+    return per_image, out
 
 
-def _rfid(
-    job: _Job, p: str, stats: tuple[GaussianStats, GaussianStats], cached: tuple | None
-) -> dict[str, Any]:
-    """The protocol's rFID entry; stores the originals' statistics in the cache on a miss."""
-    real, fake = stats
+def _cat(chunks: list) -> Any:
+    import torch
+
+    return torch.cat(chunks) if chunks else torch.zeros(0, 2048)
+
+
+def gaussian_stats(features: Any, device: Any) -> GaussianStats:
+    """The float64 Gaussian statistics of a whole feature array, in one update (so that the
+    same features always give bit-identical statistics, cached or not)."""
+    stats = GaussianStats(features.shape[1], device)
+    stats.update(features)
+    return stats
+
+
+def rfid_from_features(real: Any, fake: Any, device: Any = "cpu") -> tuple[float, dict]:
+    """rFID and the Frechet route's details from two feature arrays ``[n, dim]``."""
+    rs, fs = gaussian_stats(real, device), gaussian_stats(fake, device)
+    return frechet_distance_info(rs.mean(), rs.cov(), fs.mean(), fs.cov(), factor2=fs.factor())
+
+
+def _rfid(job: _Job, p: str, real: Any, fake: Any, cached: bool) -> dict[str, Any]:
+    """The protocol's rFID entry; stores the originals' features in the cache on a miss, and
+    the reconstructions' beside metrics.json (``features_<protocol>.npy``)."""
     if job.fid_n < 2:
         return {"value": None, "n": job.fid_n, "unavailable": "rFID needs at least 2 images"}
-    if cached is None:
-        real_mean, real_cov = real.mean(), real.cov()
+    if not cached:
         originals = job.originals[: job.fid_n]
-        _save_real_stats(job.stats_cache, originals, p, job.inception, real_mean, real_cov)
-    else:
-        real_mean, real_cov = cached
-    value, info = frechet_distance_info(
-        real_mean, real_cov, fake.mean(), fake.cov(), factor2=fake.factor()
-    )
-    return {"value": value, "n": job.fid_n, **info, "originals_stats_cached": cached is not None}
+        job.cache.save(originals, p, job.inception.description, real.cpu().numpy())
+    save_npy(job.run / FEATURES_FILE.format(protocol=p), fake.cpu().numpy())
+    value, info = rfid_from_features(real, fake, job.device)
+    return {
+        "value": value,
+        "n": job.fid_n,
+        **info,
+        "originals_features_cached": cached,
+        "features_file": FEATURES_FILE.format(protocol=p),
+    }
 
 
 def _summarize_protocol(
     job: _Job,
     p: str,
     per_image: dict[str, np.ndarray],
-    stats: tuple[GaussianStats, GaussianStats],
-    cached: tuple | None,
+    features: tuple[Any, Any],
+    cached: bool,
 ) -> dict[str, Any]:
     """metrics.json's ``protocols.<p>``: the per-image summaries, rFID, resolution, upscaling."""
     entry: dict[str, Any] = {m: summarize(per_image[m]) for m in PER_IMAGE_METRICS}
@@ -387,7 +386,7 @@ def _summarize_protocol(
             f"{job.lpips.min_size}; images are {size[0]}x{size[1]}"
         )
     with job.timer(p, "frechet"):
-        entry["rfid"] = _rfid(job, p, stats, cached)
+        entry["rfid"] = _rfid(job, p, *features, cached)
     entry["resolution"] = _resolution(*size)
     if p == "vqwae":
         entry["upscale"] = {
@@ -418,7 +417,7 @@ def evaluate_run(
     batch_size: int = 100,
     device: str = "auto",
     progress: Callable[[int, int, float], None] | None = None,
-    stats_cache: str | Path | None = None,
+    features_cache: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``run_dir`` and write ``metrics_per_image.csv`` and ``metrics.json`` there.
 
@@ -428,21 +427,24 @@ def evaluate_run(
     batch_size images per batch (upscaling, LPIPS and Inception run batch by batch).
     device     "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     progress   called as ``progress(images_done, n_images, seconds_so_far)`` about 20 times.
-    stats_cache folder for the Inception statistics of the test originals, which are the same
-               for every method on a dataset: keyed by the sha256 of the fid_n original images,
-               the protocol and the Inception weights, so a hit is exactly what would have been
-               recomputed. None: no cache.
+    features_cache folder for the Inception features of the test originals, which are the same
+               for every method on a dataset (:class:`FeatureCache`; a corrupt file is
+               recomputed). None: no cache.
     Raises ``MissingWeightsError`` before computing anything when LPIPS / FID weights are absent,
     ``RunFolderError`` when ``reconstructions.npz`` is missing or malformed.
     Returns the metrics dict that was written to metrics.json.
     """
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    job = _prepare(run_dir, protocols, fid_n, batch_size, device, stats_cache)
+    job = _prepare(run_dir, protocols, fid_n, batch_size, device, features_cache)
     originals = job.originals[: job.fid_n]
-    cached = {p: _load_real_stats(stats_cache, originals, p, job.inception) for p in job.protocols}
-    per_image, stats = _batch_pass(job, cached, progress, wall0)
+    dims = job.inception.dims
+    cached = {
+        p: job.cache.load(originals, p, job.inception.description, dims) for p in job.protocols
+    }
+    per_image, features = _batch_pass(job, cached, progress, wall0)
     results = {
-        p: _summarize_protocol(job, p, per_image[p], stats[p], cached[p]) for p in job.protocols
+        p: _summarize_protocol(job, p, per_image[p], features[p], cached[p] is not None)
+        for p in job.protocols
     }
     with job.timer("all", "code_usage"):
         usage = code_usage(job.data["codes"], job.data["codebook_size"])
@@ -460,6 +462,7 @@ def evaluate_run(
         "bits_per_image": job.data["bits_per_image"],
         "grayscale_repeated_to_rgb": c == 1,
         "fid_n": job.fid_n,
+        "feature_cache_recomputed": job.cache.recomputed,
         "per_image_csv": PER_IMAGE_FILE,
         "versions": package_versions(),
         "weights": {"lpips": job.lpips.description, "fid": job.inception.description},

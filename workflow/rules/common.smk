@@ -133,8 +133,8 @@ def evaluate_args(wildcards):
     """`qgvae evaluate` flags from the run's eval settings."""
     ev = run_config(wildcards)["eval"]
     args = ["--batch-size", ev["batch_size"], "--protocols", *ev["protocols"]]
-    # the test originals' Inception statistics, shared by every method on a dataset
-    args += ["--stats-cache", f"{RESULTS}/.fid-stats"]
+    # the test originals' Inception features, shared by every method on a dataset
+    args += ["--features-cache", f"{RESULTS}/.inception-features"]
     if ev["fid_n"] is not None:
         args += ["--fid-n", ev["fid_n"]]
     return shell_words(args)

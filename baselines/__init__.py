@@ -14,13 +14,27 @@ registry name  class                               method
 ``dqvae``      :class:`baselines.dqvae.DQVAE`        dual-grain DQ-VAE (Huang et al. 2023), no GAN
 =============  ==================================  ==============================================
 
-All share :mod:`baselines.grid` (VQ-WAE's baseline network: conv 4x4/s2 -> conv 4x4/s2 ->
-conv 3x3 -> residual layers -> 1x1 to the code dimension, and its mirror) and the quantiser of
-:mod:`qgvae.models.quantise`. Each module's docstring names its source, what follows the
-original code and every deviation. Each class registers itself under the name above through
-the ``qgvae.methods`` entry points (``pyproject.toml``). The package imports nothing at import
-time (each module imports only torch and qgvae; POT is imported lazily by the exact VQ-WAE
-solver).
+All build on :mod:`baselines.grid` (the grid encoders / decoders: the network the VQ-WAE paper
+describes, VQ-WAE's released 32-px network and the BatchNorm networks of :mod:`baselines.bn_nets`;
+the released initialisation) and the quantiser of :mod:`qgvae.models.quantise`. Helpers:
+:mod:`baselines.transport` (VQ-WAE's optimal transport: POT's exact solver and a batched
+Sinkhorn), :mod:`baselines.ema` (DQ-VAE's EMA codebook with restarts), :mod:`baselines.perceptual`
+(the frozen LPIPS network of DQ-VAE's loss). Each module's docstring names its source, what
+follows the released code and every deviation; ``docs/baselines.md`` compares the resolved
+settings with the released configs line by line. Each class registers itself under the name
+above through the ``qgvae.methods`` entry points (``pyproject.toml``). Importing the package
+imports only torch and qgvae; POT and lpips are imported when first used.
 """
 
-__all__ = ["grid", "vqvae", "sqvae", "vqwae", "splitvq", "dqvae"]
+__all__ = [
+    "grid",
+    "bn_nets",
+    "transport",
+    "ema",
+    "perceptual",
+    "vqvae",
+    "sqvae",
+    "vqwae",
+    "splitvq",
+    "dqvae",
+]

@@ -1,12 +1,12 @@
 """DQ-VAE, dual-grain dynamic quantisation (Huang, Mao, Chen, Zhang 2023, "Towards Accurate Image
 Coding: Improved Autoregressive Image Generation with Dynamic Vector Quantization", CVPR),
-scaled to 32 / 64 px, without the GAN / perceptual losses.
+scaled to 32 / 64 px, without the GAN.
 
 Registry name ``dqvae``. Read for this module: github.com/CrossmodalGroup/DynamicVectorQuantization
-``models/stage1_dynamic/dqvae_dual_feat.py``, ``modules/dynamic_modules/EncoderDual.py``,
-``RouterDual.py``, ``budget.py``, ``DecoderPositional.py``,
-``modules/vector_quantization/quantize2_mask.py`` and
-``configs/stage1/dqvae-dual-r-05_imagenet.yml``.
+(commit be6dc36c) ``models/stage1_dynamic/dqvae_dual_feat.py``,
+``modules/dynamic_modules/EncoderDual.py``, ``RouterDual.py``, ``budget.py``,
+``DecoderPositional.py``, ``modules/vector_quantization/quantize2_mask.py``,
+``modules/losses/vqperceptual_multidisc.py`` and ``configs/stage1/dqvae-dual-r-05_imagenet.yml``.
 
 Model.
 - Fine branch: the grid encoder of :mod:`baselines.grid` gives ``h_fine [B, D, hf, wf]``
@@ -22,25 +22,37 @@ Model.
 - ``h_dual``: each region takes its ``region^2`` fine vectors if refined, else its coarse vector
   repeated ``region x region`` times; in training it is multiplied by the selected gate value
   (1 in value, carries the router's gradient), as in the original.
-- Quantisation: ONE shared codebook for both grains (:class:`qgvae.models.quantise.VectorQuantiser`,
-  ``codebook="shared", offset=False``, init U(-1/K, 1/K) as the original), nearest codeword,
-  straight-through. An unrefined region's copies all take the code of its first cell.
+- Quantisation: ONE codebook for both grains, nearest codeword, straight-through; every vector
+  of ``h_dual`` (a coarse vector once per copy) is quantised, as the original. An unrefined
+  region's copies all take the code of its first cell (the same code: the copies are equal).
+  ``codebook_update="ema"`` (default, the original's ``VectorQuantize2``): the codebook is
+  :class:`baselines.ema.EMACodebook` (decay ``ema_decay`` = 0.99, Laplace eps 1e-5, restarts of
+  codes whose EMA count is below 1 from random vectors of the current batch, every training
+  step), updated INSIDE the training-mode forward pass after the lookup, as the original; no
+  codebook gradient. ``"gradient"``: the harness's earlier codebook, trained by the optimiser
+  through ``beta_codebook * mean(m ||sg[z] - e||^2)`` (init U(-1/K, 1/K)), no restarts.
 - Decoder: learned 2-D positional embedding (trunc-normal, std 0.02) added to the quantised
   fine-resolution map, then the grid decoder.
 
 Loss terms:
-    ``mse``       mean squared reconstruction error;
-    ``codebook``  ``beta_codebook * mean(m * ||sg[z] - e||^2)``, ``commit``
-                  ``beta_commit * mean(m * ||z - sg[e]||^2)`` over the fine-resolution map, with
-                  the original's ``codebook_mask`` ``m`` = 1 on refined cells and
-                  ``1 / region^2`` on the copies of a coarse vector (each coarse code counts once);
+    ``l1``        ``mean |x - x_rec|`` on the original's [-1, 1] scale, i.e. ``2 mean |x - x_rec|``
+                  for our [0, 1] images (``recon_loss="l1_lpips"`` or ``"l1"``);
+    ``lpips``     ``lpips_weight`` (1.0) x mean LPIPS (:mod:`baselines.perceptual`; ``lpips_net``
+                  ``"alex"`` or the original's ``"vgg"``) (``recon_loss="l1_lpips"``);
+    ``mse``       mean squared error (``recon_loss="mse"``, the harness's earlier loss);
+    ``commit``    ``beta_commit * mean(m * ||z - sg[e]||^2)`` (0.25, ``quantize2_mask.py`` 175)
+                  over the fine-resolution map, with the original's ``codebook_mask`` ``m`` = 1 on
+                  refined cells and ``1 / region^2`` on the copies of a coarse vector;
+    ``codebook``  (``codebook_update="gradient"`` only) ``beta_codebook * mean(m ||sg[z] - e||^2)``;
+                  with the EMA codebook the original's weight-1 codebook term has no gradient
+                  and is left out (it only shifts the logged loss);
     ``budget``    ``2 * budget_weight * (f - budget)^2`` with ``f`` the batch's fraction of refined
-                  regions (straight-through gate). This is the original's
-                  ``BudgetConstraint_RatioMSE_DualGrain`` with ``calculate_all=True``, which
-                  returns ``loss_budget_last + loss_budget_last``, i.e. twice
-                  ``gamma * MSE(1 - f, 1 - r)``; the released config uses gamma = 10.
-    The budget term is zero iff the refined fraction equals ``budget``; its expectation over the
-    Gumbel noise is minimised by a router whose mean refine probability is ``budget``.
+                  regions (straight-through gate): the original's
+                  ``BudgetConstraint_RatioMSE_DualGrain`` with ``calculate_all=True`` returns
+                  ``loss_budget_last + loss_budget_last`` (``budget.py`` 24-26), twice
+                  ``gamma * MSE(1 - f, 1 - r)``. Kept doubled: the released gamma = 10 was tuned
+                  with the doubled term, so ``budget_weight=10`` reproduces the released
+                  strength (halve it to undo the doubling).
 
 Codes (``[B, region^2 * hc * wc]``, ``num_tokens = hf * wf`` = the maximum number of slots):
 region-major (regions row-major over the coarse grid), ``region^2`` slots per region in row-major
@@ -48,33 +60,27 @@ order over its fine cells. A refined region fills all its slots with fine codes;
 puts its coarse code in slot 0 and ``-1`` ("unused") in the others. ``decode`` reads the routing
 mask from the codes (slot 1 < 0 means coarse). Both grains index the same codebook.
 
-Rate. ``bits_per_image()`` is the EXPECTED rate under the budget ratio r = ``budget``:
-``(N + (region^2 - 1) * r * N) * log2(K) + N`` with ``N = hc * wc`` regions, i.e. the expected
-number of codes times log2 K plus one bit per region for the routing mask. For the defaults on
-32 px (8x8 fine cells, 4x4 regions, r = 0.5, K = 512): (16 + 24) * 9 + 16 = 376 bits, 40 expected
-tokens, 64 slots. The measured rate of a batch is in ``stats["bits"]``, its refined fraction in
-``stats["fine_ratio"]`` and the router's mean refine probability in ``stats["fine_prob"]``
-(detached 0-d tensors, converted only when logged).
-
-Matching QG-VAE's budget of 64 tokens on 32 px (the paper's Table 2 token counts are unknown):
-``downsample=1, region=4, budget=0.2`` gives 16x16 fine cells, 4x4 regions of 16 codes each and
-16 + 15 * 0.2 * 16 = 64 expected tokens (592 bits with the mask); with the DQ-VAE paper's
-dual grain (``region=2``), ``downsample=2`` caps at 64 slots (r = 1 is plain VQ-VAE) and r = 0.5
-gives 40 tokens. On CelebA 64: ``downsample=2, region=4, budget=0.2`` gives 16 + 48 = 64 tokens,
-``downsample=1, region=4, budget=0.2`` gives 64 + 192 = 256 tokens (QG-VAE's 256).
+Rate. ``bits_per_image()`` is the NOMINAL (expected) rate under the budget ratio r:
+``(N + (region^2 - 1) * r * N) * log2(K) + N`` with ``N = hc * wc`` regions (codes + one routing
+bit per region); for the defaults on 32 px (8x8 fine cells, 2x2 regions, r = 0.5, K = 512):
+(16 + 24) * 9 + 16 = 376 bits. :meth:`DQVAE.bits_for_codes` is the MEASURED rate of each image:
+its used codes times log2 K plus the N routing bits (stored per test image by
+:mod:`qgvae.evaluation.reconstruct`). The batch's measured rate is in ``stats["bits"]``, its
+refined fraction in ``stats["fine_ratio"]``, the router's mean refine probability in
+``stats["fine_prob"]``, restarted codes in ``stats["restarted"]``.
 
 Deviations from the original:
-- no GAN, no LPIPS (the QG-VAE paper ran DQ-VAE without the GAN); MSE reconstruction loss;
+- no GAN (the QG-VAE paper ran DQ-VAE without it), so no discriminator and no adaptive weight;
+- LPIPS on AlexNet where the configs say so (the original: VGG16, whose trunk the harness's
+  offline weights do not include), with its dropout off (see :mod:`baselines.perceptual`);
 - the VQGAN encoder / decoder (GroupNorm-Swish ResNet blocks with attention) is replaced by the
-  harness's grid network (:mod:`baselines.grid`); the coarse branch is extra 4x4/s2 convs plus a
-  head; the decoder's positional embedding is the learned one only (the released config adds a
-  Fourier embedding as well), and the decoder does not read the routing mask, as in the
-  original's ``DecoderPositional``;
+  harness's grid network; the coarse branch is extra 4x4/s2 convs plus a head; the decoder's
+  positional embedding is the learned one only (the released config adds a Fourier embedding);
+  no 1x1 ``quant_conv`` / ``post_quant_conv`` around the quantiser (the grid encoder ends in
+  a 1x1 conv already);
 - ``region`` generalises the dual grain's fixed 2x2 split to any power of two (the budget ratio
   stays the fraction of refined regions);
-- codebook trained by gradients (codebook and commitment terms, ``beta_codebook=1``,
-  ``beta_commit=0.25``) instead of the original's EMA updates with random restarts of unused
-  codes (``commitment_beta=0.25``); no restarts, so ``after_step`` is a no-op;
+- single process (the original all-reduces the EMA statistics under DDP);
 - in evaluation the budget term is computed on the router's mean refine probability (the
   expected refined fraction; deterministic), while the routing itself is the argmax.
 """
@@ -90,9 +96,15 @@ from torch import Tensor, nn
 from qgvae.models.interface import ModelOutput
 from qgvae.models.quantise import VectorQuantiser, code_perplexity, straight_through
 
+from .ema import EMACodebook
 from .grid import GridAutoencoder, GridHead, grid_to_tokens, tokens_to_grid
+from .perceptual import NETS as LPIPS_NETS
+from .perceptual import lpips_loss
 
 __all__ = ["DQVAE", "budget_loss"]
+
+UPDATES = ("ema", "gradient")
+RECON_LOSSES = ("l1_lpips", "l1", "mse")
 
 
 def budget_loss(refine: Tensor, target: float, weight: float) -> Tensor:
@@ -125,8 +137,14 @@ class DQVAE(GridAutoencoder):
         region: int = 2,
         budget_weight: float = 10.0,
         gumbel_tau: float = 1.0,
+        codebook_update: str = "ema",
+        ema_decay: float = 0.99,
+        restart_unused: bool = True,
         beta_codebook: float = 1.0,
         beta_commit: float = 0.25,
+        recon_loss: str = "l1_lpips",
+        lpips_net: str = "alex",
+        lpips_weight: float = 1.0,
     ) -> None:
         # the decoder comes last, after the coarse branch, router and codebook (creation order)
         super().__init__(
@@ -149,6 +167,15 @@ class DQVAE(GridAutoencoder):
             raise ValueError(f"budget must be in [0, 1], got {budget}")
         if gumbel_tau <= 0 or budget_weight < 0:
             raise ValueError("gumbel_tau must be > 0 and budget_weight >= 0")
+        for name, value, allowed in (
+            ("codebook_update", codebook_update, UPDATES),
+            ("recon_loss", recon_loss, RECON_LOSSES),
+            ("lpips_net", lpips_net, LPIPS_NETS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        self.codebook_update, self.recon_loss = codebook_update, recon_loss
+        self.lpips_net, self.lpips_weight = lpips_net, float(lpips_weight)
         self.budget, self.region = float(budget), region
         self.budget_weight, self.gumbel_tau = float(budget_weight), float(gumbel_tau)
         self.fine = fine  # fine grid side
@@ -169,16 +196,21 @@ class DQVAE(GridAutoencoder):
             nn.SiLU(),
             nn.Conv2d(2 * code_dim, 2, kernel_size=1),
         )
-        self.quantiser = VectorQuantiser(
-            num_tokens=fine * fine,
-            dim=code_dim,
-            codebook_size=codebook_size,
-            codebook="shared",
-            offset=False,
-            beta_codebook=beta_codebook,
-            beta_commit=beta_commit,
-            init_range=1.0 / codebook_size,
-        )
+        if codebook_update == "ema":
+            self.quantiser = EMACodebook(
+                codebook_size=codebook_size, dim=code_dim, decay=ema_decay, restart=restart_unused
+            )
+        else:
+            self.quantiser = VectorQuantiser(
+                num_tokens=fine * fine,
+                dim=code_dim,
+                codebook_size=codebook_size,
+                codebook="shared",
+                offset=False,
+                beta_codebook=beta_codebook,
+                beta_commit=beta_commit,
+                init_range=1.0 / codebook_size,
+            )
         self.beta_codebook, self.beta_commit = float(beta_codebook), float(beta_commit)
         self.pos = nn.Parameter(
             nn.init.trunc_normal_(torch.empty(1, code_dim, fine, fine), std=0.02)
@@ -255,39 +287,46 @@ class DQVAE(GridAutoencoder):
         tokens = grid_to_tokens(h_dual)
         codes_fine = self._fine_codes(tokens, refine)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            e = self.quantiser.lookup(codes_fine)
+            e = self.quantiser.lookup(codes_fine)  # the codebook before this step's update
             zf = tokens.float()
             m = torch.where(self._up(refine), 1.0, 1.0 / self.region**2)
             m = m.reshape(x.shape[0], -1, 1)
-            loss_codebook = self.beta_codebook * (m * (zf.detach() - e).square()).mean()
-            loss_commit = self.beta_commit * (m * (zf - e.detach()).square()).mean()
+            losses = {"commit": self.beta_commit * (m * (zf - e.detach()).square()).mean()}
+            if self.codebook_update == "gradient":
+                losses["codebook"] = self.beta_codebook * (m * (zf.detach() - e).square()).mean()
             q = straight_through(zf, e)
             if self.training:  # the sampled hard gate (straight-through), as the original
-                loss_budget = budget_loss(gate[:, 1], self.budget, self.budget_weight)
+                losses["budget"] = budget_loss(gate[:, 1], self.budget, self.budget_weight)
             else:  # deterministic diagnostic: the expected refined fraction
-                loss_budget = budget_loss(
+                losses["budget"] = budget_loss(
                     torch.softmax(logits.float(), dim=1)[:, 1], self.budget, self.budget_weight
                 )
+        restarted = None
+        if self.training and self.codebook_update == "ema":
+            restarted = self.quantiser.update(zf, codes_fine)
         recon = self._decode_fine(q)
-        losses = {
-            "mse": F.mse_loss(recon.float(), x.float()),
-            "codebook": loss_codebook,
-            "commit": loss_commit,
-            "budget": loss_budget,
-        }
+        losses.update(self.reconstruction_losses(recon, x))
         codes = self._layout(codes_fine, refine)
         with torch.no_grad():
             frac = refine.float().mean()
-            bits = (self.regions + (self.region**2 - 1) * frac * self.regions) * math.log2(
-                self.codebook_size
-            ) + self.regions
             stats = {
                 "fine_ratio": frac,
-                "bits": bits,
+                "bits": self.bits_for_codes(codes).mean(),
                 "fine_prob": torch.softmax(logits.float(), dim=1)[:, 1].mean(),
                 "perplexity": code_perplexity(codes, self.codebook_size),
             }
+            if restarted is not None:
+                stats["restarted"] = restarted
         return ModelOutput(recon, losses, codes, stats)
+
+    def reconstruction_losses(self, recon: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """``{"l1", "lpips"}``, ``{"l1"}`` or ``{"mse"}`` (see the module docstring)."""
+        if self.recon_loss == "mse":
+            return {"mse": F.mse_loss(recon.float(), x.float())}
+        out = {"l1": 2.0 * (recon.float() - x.float()).abs().mean()}  # on the [-1, 1] scale
+        if self.recon_loss == "l1_lpips":
+            out["lpips"] = self.lpips_weight * lpips_loss(recon, x, self.lpips_net)
+        return out
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -306,3 +345,8 @@ class DQVAE(GridAutoencoder):
         """Expected bits under the budget: ``(N + (region^2-1) r N) log2 K + N`` (mask bits)."""
         n = self.regions
         return (n + (self.region**2 - 1) * self.budget * n) * math.log2(self.codebook_size) + n
+
+    def bits_for_codes(self, codes: Tensor) -> Tensor:
+        """Measured bits per image: ``#used codes * log2 K + N`` (one routing bit per region)."""
+        used = (codes >= 0).sum(1).double()
+        return used * math.log2(self.codebook_size) + float(self.regions)

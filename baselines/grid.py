@@ -1,9 +1,11 @@
-"""Shared grid encoder / decoder of the convolutional baselines (VQ-VAE, SQ-VAE, VQ-WAE, split VQ,
-DQ-VAE) and the token <-> grid plumbing they have in common.
+"""Shared grid encoders / decoders of the convolutional baselines (VQ-VAE, SQ-VAE, VQ-WAE, split
+VQ, DQ-VAE), their initialisations and the token <-> grid plumbing they have in common.
 
-Architecture (the VQ-WAE paper's baseline network, which is the DeepMind / van den Oord et al.
-2017 VQ-VAE network: ``num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2,
-embedding_dim=64``)::
+Networks (the constructor argument ``network`` of every grid baseline except DQ-VAE)
+-----------------------------------------------------------------------------------
+``"grid"`` (the default; the harness's network before issue 10): the network the VQ-WAE paper
+*describes* (the DeepMind / van den Oord et al. 2017 VQ-VAE network, ``channels=128,
+res_channels=32, res_blocks=2, code_dim=64``)::
 
     encoder  conv 4x4/s2 (channels/2) ReLU -> conv 4x4/s2 (channels) ReLU
              [-> conv 4x4/s2 (channels) ReLU, once per extra downsampling]
@@ -12,23 +14,40 @@ embedding_dim=64``)::
              [-> convT 4x4/s2 (channels) ReLU, once per extra downsampling]
              -> convT 4x4/s2 (channels/2) ReLU -> convT 4x4/s2 (in_channels)
 
-``downsample`` is the number of stride-2 convolutions: 1 uses a single conv 4x4/s2 straight to
-``channels`` (and one convT back), 2 is the standard network, 3+ append 4x4/s2 convs at
-``channels``. The latent grid is ``image_size / 2**downsample`` per side: 8x8 for 32 px
-(MNIST is resized to 32 by the data layer), 16x16 for CelebA 64, 4x4 / 16x16 for downsample 3 / 1
-on 32 px. A :class:`ResidualLayer` is ``x + conv1x1(ReLU(conv3x3(ReLU(x))))`` with
-``res_channels`` hidden channels.
+with a :class:`ResidualLayer` ``x + conv1x1(ReLU(conv3x3(ReLU(x))))`` (``res_channels`` hidden
+channels, convs with bias), every layer its own weights, no BatchNorm, no output activation.
+
+``"vqwae_net32"``: VQ-WAE's released ``networks/net_32.py`` (and ``net_32_mnist.py``), which
+produced the VQ-WAE / VQ-VAE numbers of the paper's Table 1 on MNIST, CIFAR-10 and SVHN. The same
+layers as ``"grid"`` (the decoder's first layer a convT 3x3/s1, which is the same function
+class), except the residual stack (``net_32.py`` 5-46):
+
+- ONE residual layer object repeated ``res_blocks`` times (``[ResidualLayer(...)] * n``): the
+  layers share their weights (parameters counted once);
+- its two convs have no bias;
+- its first ReLU is in place (``nn.ReLU(True)``) and modifies the layer's input before the skip
+  is added, so the layer computes ``ReLU(x) + conv1x1(ReLU(conv3x3(ReLU(x))))``; reproduced.
+
+``"sqvae_net32"`` (sony/sqvae's 32-px network) and ``"vqwae_net64"`` (the CelebA network of
+VQ-WAE and sony/sqvae): ``code_dim`` wide (``channels`` must equal ``code_dim``;
+``res_channels`` is not used), BatchNorm, full-width residual blocks, Sigmoid output; see
+:mod:`baselines.bn_nets`. BatchNorm uses batch statistics in training and running statistics in
+evaluation, so ``decode(encode(x))`` equals the forward pass exactly in evaluation mode.
+
+``downsample`` is the number of stride-2 convolutions: 2 is the standard network, 1 uses a single
+conv 4x4/s2 straight to ``channels`` (and one convT back), 3+ append 4x4/s2 convs at
+``channels``. The latent grid is ``image_size / 2**downsample`` per side: 8x8 for 32 px (MNIST is
+resized to 32 by the data layer), 16x16 for CelebA 64.
+
+Initialisation (the constructor argument ``init``; :func:`initialise`)
+---------------------------------------------------------------------
+``"released"``: VQ-WAE's and sony/sqvae's ``weights_init`` (``model.py`` 15-29): every conv and
+transposed conv weight N(0, 0.02) (biases keep PyTorch's default), BatchNorm weight N(1, 0.02)
+and bias 0; codebook N(0, 1) (``torch.randn(K, D)``). ``"uniform"``: PyTorch's default layers
+and a U(-1/K, 1/K) codebook (the harness's VQ-VAE / split VQ before issue 10). ``"randn"``:
+PyTorch's default layers and an N(0, 1) codebook (the harness's VQ-WAE / SQ-VAE before it).
 
 Tokens are the grid cells, flattened row-major: ``[B, D, h, w] -> [B, h*w, D]``.
-
-Deviations from the public VQ-WAE / SQ-VAE code (``networks/net_32.py``, ``net_64.py``, whose
-networks produced the VQ-WAE paper's numbers): that code uses ``dim_z``-wide convolutions
-(32 -> 64 channels) with BatchNorm after every conv, residual blocks that keep the full width in
-both convs (3x3 and 1x1, BatchNorm each), no 1x1 projection to the code dimension, N(0, 0.02)
-conv initialisation and a final Sigmoid. Here: the network the VQ-WAE paper describes (above),
-no BatchNorm (train / eval behave identically, so ``decode(encode(x))`` equals the eval forward
-pass exactly), PyTorch's default initialisation, and no output activation (the harness's
-interface, shared with QG-VAE).
 
 Nothing here imports anything heavier than torch.
 """
@@ -40,53 +59,100 @@ from torch import Tensor, nn
 
 from qgvae.models.interface import TokenAutoencoder
 
+from .bn_nets import BN_NETWORKS, BNDecoder, BNEncoder
+
 __all__ = [
+    "NETWORKS",
+    "INITS",
     "ResidualLayer",
     "ResidualStack",
+    "SharedResidualStack",
     "GridHead",
     "GridEncoder",
     "GridDecoder",
     "GridAutoencoder",
+    "build_networks",
+    "initialise",
     "grid_to_tokens",
     "tokens_to_grid",
 ]
 
+NETWORKS = ("grid", "vqwae_net32", *BN_NETWORKS)
+INITS = ("released", "uniform", "randn")
+
 
 class ResidualLayer(nn.Module):
-    """``x + conv1x1(ReLU(conv3x3(ReLU(x))))`` (van den Oord et al. 2017, Sonnet's VQ-VAE)."""
+    """``x + conv1x1(ReLU(conv3x3(ReLU(x))))`` (van den Oord et al. 2017, Sonnet's VQ-VAE).
 
-    def __init__(self, channels: int, res_channels: int) -> None:
+    ``bias=False`` drops the convs' biases; ``relu_skip=True`` adds the skip from ``ReLU(x)``
+    instead of ``x`` (the effect of VQ-WAE's in-place first ReLU, see the module docstring).
+    """
+
+    def __init__(
+        self, channels: int, res_channels: int, *, bias: bool = True, relu_skip: bool = False
+    ) -> None:
         super().__init__()
+        self.relu_skip = relu_skip
         self.block = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(channels, res_channels, kernel_size=3, padding=1),
+            nn.Conv2d(channels, res_channels, kernel_size=3, padding=1, bias=bias),
             nn.ReLU(),
-            nn.Conv2d(res_channels, channels, kernel_size=1),
+            nn.Conv2d(res_channels, channels, kernel_size=1, bias=bias),
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.block(x)
+        skip = torch.relu(x) if self.relu_skip else x
+        return skip + self.block(x)
 
 
 class ResidualStack(nn.Sequential):
-    """``n`` residual layers followed by a ReLU (as in the original residual stack)."""
+    """``n`` residual layers, each with its own weights, followed by a ReLU."""
 
     def __init__(self, channels: int, res_channels: int, n: int) -> None:
         super().__init__(*[ResidualLayer(channels, res_channels) for _ in range(n)], nn.ReLU())
 
 
+class SharedResidualStack(nn.Module):
+    """ONE bias-free residual layer (ReLU skip) applied ``n`` times, then a ReLU: VQ-WAE's
+    released ``ResidualStack`` (``[ResidualLayer(...)] * n``)."""
+
+    def __init__(self, channels: int, res_channels: int, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.layer = ResidualLayer(channels, res_channels, bias=False, relu_skip=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for _ in range(self.n):
+            x = self.layer(x)
+        return torch.relu(x)
+
+
+def _stack(channels: int, res_channels: int, n: int, shared: bool) -> nn.Module:
+    if shared:
+        return SharedResidualStack(channels, res_channels, n)
+    return ResidualStack(channels, res_channels, n)
+
+
 class GridHead(nn.Sequential):
     """conv 3x3 -> residual stack -> conv 1x1 to ``code_dim`` (the encoder's last stage)."""
 
-    def __init__(self, channels: int, res_blocks: int, res_channels: int, code_dim: int) -> None:
+    def __init__(
+        self,
+        channels: int,
+        res_blocks: int,
+        res_channels: int,
+        code_dim: int,
+        *,
+        shared: bool = False,
+    ) -> None:
         super().__init__(
             nn.Conv2d(channels, channels, kernel_size=3, padding=1),
-            ResidualStack(channels, res_channels, res_blocks),
+            _stack(channels, res_channels, res_blocks, shared),
             nn.Conv2d(channels, code_dim, kernel_size=1),
         )
 
 
-def _down_widths(channels: int, downsample: int) -> list[int]:
+def down_widths(channels: int, downsample: int) -> list[int]:
     """Output widths of the stride-2 convs: ``[channels/2, channels, channels, ...]``."""
     if downsample < 1:
         raise ValueError(f"downsample must be >= 1, got {downsample}")
@@ -99,7 +165,8 @@ class GridEncoder(nn.Module):
     """Image ``[B, C, H, W]`` -> latent grid ``[B, code_dim, H / 2^d, W / 2^d]``.
 
     ``trunk`` (the stride-2 convs, each followed by ReLU) and ``head`` (:class:`GridHead`) are
-    separate attributes so that DQ-VAE can branch a coarser map off the trunk.
+    separate attributes so that DQ-VAE can branch a coarser map off the trunk. ``shared=True``:
+    VQ-WAE's released residual stack (:class:`SharedResidualStack`).
     """
 
     def __init__(
@@ -111,15 +178,16 @@ class GridEncoder(nn.Module):
         res_channels: int,
         downsample: int,
         code_dim: int,
+        shared: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
-        for width in _down_widths(channels, downsample):
+        for width in down_widths(channels, downsample):
             layers += [nn.Conv2d(c, width, kernel_size=4, stride=2, padding=1), nn.ReLU()]
             c = width
         self.trunk = nn.Sequential(*layers)
-        self.head = GridHead(channels, res_blocks, res_channels, code_dim)
+        self.head = GridHead(channels, res_blocks, res_channels, code_dim, shared=shared)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(x))
@@ -138,13 +206,16 @@ class GridDecoder(nn.Module):
         res_channels: int,
         downsample: int,
         code_dim: int,
+        shared: bool = False,
     ) -> None:
         super().__init__()
-        self.head = nn.Sequential(
-            nn.Conv2d(code_dim, channels, kernel_size=3, padding=1),
-            ResidualStack(channels, res_channels, res_blocks),
+        first = (
+            nn.ConvTranspose2d(code_dim, channels, kernel_size=3, padding=1)
+            if shared  # the released net_32's first layer
+            else nn.Conv2d(code_dim, channels, kernel_size=3, padding=1)
         )
-        widths = _down_widths(channels, downsample)[::-1][1:] + [out_channels]
+        self.head = nn.Sequential(first, _stack(channels, res_channels, res_blocks, shared))
+        widths = down_widths(channels, downsample)[::-1][1:] + [out_channels]
         layers: list[nn.Module] = []
         c = channels
         for i, width in enumerate(widths):
@@ -156,6 +227,58 @@ class GridDecoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.up(self.head(z))
+
+
+def build_networks(
+    network: str,
+    *,
+    in_channels: int,
+    channels: int,
+    res_blocks: int,
+    res_channels: int,
+    downsample: int,
+    code_dim: int,
+    part: str = "encoder",
+) -> nn.Module:
+    """The encoder (``part="encoder"``) or decoder (``"decoder"``) of ``network`` (one of
+    :data:`NETWORKS`)."""
+    if network in BN_NETWORKS:
+        net = dict(style=network, width=channels, res_blocks=res_blocks, downsample=downsample)
+        if part == "encoder":
+            return BNEncoder(in_channels=in_channels, **net)
+        return BNDecoder(out_channels=in_channels, **net)
+    net = dict(
+        channels=channels,
+        res_blocks=res_blocks,
+        res_channels=res_channels,
+        downsample=downsample,
+        code_dim=code_dim,
+        shared=network == "vqwae_net32",
+    )
+    if part == "encoder":
+        return GridEncoder(in_channels=in_channels, **net)
+    return GridDecoder(out_channels=in_channels, **net)
+
+
+@torch.no_grad()
+def initialise(modules: nn.Module, codebook: Tensor | None, init: str) -> None:
+    """Apply initialisation ``init`` (one of :data:`INITS`, see the module docstring) to the
+    layers of ``modules`` and to ``codebook`` (a ``[..., K, D]`` parameter, or None)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+    if init == "released":
+        for m in modules.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+    if codebook is not None:
+        if init == "uniform":
+            k = codebook.shape[-2]
+            codebook.uniform_(-1.0 / k, 1.0 / k)
+        else:
+            codebook.normal_()
 
 
 def grid_to_tokens(z: Tensor) -> Tensor:
@@ -178,6 +301,7 @@ def check_grid_args(
     downsample: int,
     code_dim: int,
     codebook_size: int,
+    network: str = "grid",
 ) -> None:
     """Reject impossible grid configurations with a message that names the argument."""
     for name, value in (
@@ -191,6 +315,8 @@ def check_grid_args(
     ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}; got {network!r}")
     if res_blocks < 0:
         raise ValueError(f"res_blocks must be >= 0, got {res_blocks}")
     if image_size % (2**downsample):
@@ -201,18 +327,26 @@ def check_grid_args(
         raise ValueError(f"channels must be even (the first conv has channels/2), got {channels}")
     if codebook_size < 2:
         raise ValueError(f"codebook_size must be >= 2, got {codebook_size}")
+    if network in BN_NETWORKS:
+        if channels != code_dim:
+            raise ValueError(
+                f"network {network!r} is code_dim wide: set channels = code_dim "
+                f"(got channels {channels}, code_dim {code_dim})"
+            )
+        if res_blocks < 1:
+            raise ValueError(f"network {network!r} needs res_blocks >= 1, got {res_blocks}")
 
 
 class GridAutoencoder(TokenAutoencoder):
     """Base of the grid baselines: encoder, decoder, grid size and the token plumbing.
 
     Subclasses add ``self.quantiser`` (a :class:`qgvae.models.VectorQuantiser` with
-    ``codebook="shared"``) and implement ``forward``; ``encode`` / ``decode`` are the nearest
-    codeword of each cell and its lookup. ``self.grid`` is the latent side
-    ``image_size / 2**downsample``, ``self.cells = grid**2``. A subclass that creates modules of
-    its own between the encoder and the decoder passes ``build_decoder=False`` and calls
-    :meth:`build_decoder` itself, so that parameters are created (and initialised from the RNG)
-    in the order of the network.
+    ``codebook="shared"``, or anything with ``nearest`` / ``lookup``) and implement ``forward``;
+    ``encode`` / ``decode`` are the nearest codeword of each cell and its lookup. ``self.grid`` is
+    the latent side ``image_size / 2**downsample``, ``self.cells = grid**2``. A subclass that
+    creates modules of its own between the encoder and the decoder passes
+    ``build_decoder=False`` and calls :meth:`build_decoder` itself, so that parameters are
+    created (and initialised from the RNG) in the order of the network.
     """
 
     def __init__(
@@ -226,6 +360,7 @@ class GridAutoencoder(TokenAutoencoder):
         downsample: int,
         code_dim: int,
         codebook_size: int,
+        network: str = "grid",
         build_decoder: bool = True,
     ) -> None:
         super().__init__()
@@ -238,6 +373,7 @@ class GridAutoencoder(TokenAutoencoder):
             downsample=downsample,
             code_dim=code_dim,
             codebook_size=codebook_size,
+            network=network,
         )
         self.in_channels, self.image_size = in_channels, image_size
         self.code_dim, self.downsample = code_dim, downsample
@@ -245,28 +381,37 @@ class GridAutoencoder(TokenAutoencoder):
         self.cells = self.grid * self.grid
         self.codebook_size = codebook_size
         self.num_tokens = self.cells
+        self.network = network
         self.net = dict(
+            in_channels=in_channels,
             channels=channels,
             res_blocks=res_blocks,
             res_channels=res_channels,
             downsample=downsample,
             code_dim=code_dim,
         )
-        self.encoder = GridEncoder(in_channels=in_channels, **self.net)
+        self.encoder = build_networks(network, part="encoder", **self.net)
         if build_decoder:
             self.build_decoder()
 
     def build_decoder(self) -> None:
         """Create ``self.decoder``, the mirror of the encoder."""
-        self.decoder = GridDecoder(out_channels=self.in_channels, **self.net)
+        self.decoder = build_networks(self.network, part="decoder", **self.net)
 
     def tokens(self, x: Tensor) -> Tensor:
         """Encoder output as tokens ``[B, cells, code_dim]``."""
         return grid_to_tokens(self.encoder(x))
 
     def decode_tokens(self, q: Tensor) -> Tensor:
-        """Quantised tokens ``[B, cells, code_dim]`` -> image."""
-        return self.decoder(tokens_to_grid(q, self.grid, self.grid))
+        """Quantised tokens ``[B, cells, code_dim]`` -> image. Under autocast the tokens are cast
+        to the autocast dtype first, so that the forward pass (whose tokens may already be in
+        that dtype) and ``decode`` (float32 lookups) feed the decoder identical values even when
+        its first layer is a residual block (the BatchNorm networks)."""
+        grid = tokens_to_grid(q, self.grid, self.grid)
+        kind = grid.device.type
+        if torch.is_autocast_enabled(kind):
+            grid = grid.to(torch.get_autocast_dtype(kind))
+        return self.decoder(grid)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:

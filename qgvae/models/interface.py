@@ -57,3 +57,9 @@ class TokenAutoencoder(nn.Module):
     def bits_per_image(self) -> float:
         """Rate of the discrete code: ``num_tokens * log2(codebook_size)``."""
         return self.num_tokens * math.log2(self.codebook_size)
+
+    def bits_for_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Measured rate of each image, float64 ``[B]``, from its codes ``[B, T]``: the used
+        tokens (``codes >= 0``) times ``log2(codebook_size)``. Methods that send side information
+        (DQ-VAE's routing mask) add it."""
+        return (codes >= 0).sum(1).double() * math.log2(self.codebook_size)

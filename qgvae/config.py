@@ -156,12 +156,64 @@ def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> 
             )
 
 
+# What a path given in a configuration may not contain: what a shell would interpret (every
+# value is quoted before it reaches a shell; this rejects the rest early, with a clear message)
+# and, through ``str.isprintable``, control and other invisible characters.
+UNSAFE_PATH_CHARS = frozenset(";&|`$<>(){}[]*?!~#'\"\\")
+
+
+def check_path(key: str, value: Any) -> None:
+    """A path of a configuration is a plain path: ConfigError naming ``key`` otherwise.
+
+    Rejected: shell metacharacters (:data:`UNSAFE_PATH_CHARS`; ``{}`` would also be read as
+    Snakemake wildcards), control or other non-printable characters, a leading ``-`` (it would
+    read as a command-line option) and an empty path. Spaces are allowed (values are quoted).
+    """
+    text = str(value)
+    bad = sorted({c for c in text if c in UNSAFE_PATH_CHARS or not c.isprintable()})
+    problem = ", ".join(repr(c) for c in bad)
+    if not text.strip():
+        problem = "empty"
+    elif text.startswith("-"):
+        problem = problem or "starts with '-'"
+    if problem:
+        raise ConfigError(
+            f"{key}: {text!r} is not a plain path ({problem}); use only letters, digits, "
+            "spaces and / . _ - + , = : @ (and no leading -)"
+        )
+
+
+def check_buildable(cfg: Mapping[str, Any]) -> None:
+    """Build the model of a resolved run config on the meta device (parameters without memory
+    or arithmetic), so that an argument its constructor rejects (e.g. ``heads`` that do not
+    divide ``tokens``) is a ConfigError before any work, not a traceback after the data loaded.
+    """
+    import torch
+
+    from .methods import build_model
+
+    try:
+        with torch.device("meta"):
+            build_model(cfg)
+    except Exception as exc:  # whatever the constructor raises is a configuration error
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(
+            f"model: the {cfg['method']} model for {cfg['dataset']} cannot be built: {reason}; "
+            "change its 'model' arguments"
+        ) from None
+
+
 def resolve(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill defaults and validate everything; returns the resolved config or raises ConfigError."""
+    """Fill defaults and validate everything; returns the resolved config or raises ConfigError.
+
+    (Whether the model can be built is :func:`check_buildable`'s job: it costs a model build.)
+    """
     from .methods import get_method
 
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"run config must be a mapping, got {type(cfg).__name__}")
+    if isinstance(cfg.get("data_root"), str):
+        check_path("data_root", cfg["data_root"])
     validate_schema(cfg, _schema(), "run config")
     resolved = deep_merge(RUN_DEFAULTS, cfg)
     validate_schema(resolved, _schema(), "run config")

@@ -12,8 +12,13 @@ class                  status  raised when
 ``MissingWeightsError`` 2      LPIPS / FID weights are absent and cannot be downloaded
 ``RunFolderError``     1       a run folder's file is missing, corrupt or belongs to another run
 ``TrainingDiverged``   1       a loss became NaN or infinite
+``ToolError``          1       an external program (LaTeX) failed; the message names its log
 ``Interrupted``        143     SIGTERM / SIGINT arrived; a checkpoint was written (resumable)
 =====================  ======  ====================================================
+
+An ``OSError`` that reaches the command (a folder that cannot be created, a file that cannot be
+read) is reported the same way, as one line with status 1; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ class RunFolderError(QGVAEError, RuntimeError):
 
 class TrainingDiverged(QGVAEError, RuntimeError):
     """A loss became NaN or infinite; the message names the step."""
+
+    exit_code = 1
+
+
+class ToolError(QGVAEError, RuntimeError):
+    """An external program the command runs (LaTeX for the report) failed; the message names
+    the file holding its log."""
 
     exit_code = 1
 

@@ -12,6 +12,8 @@ Safety, because run folders are copied between people and clusters:
 - the sha256 recorded in ``run.json`` is checked before a ``.pt`` file is loaded: a corrupt or
   modified file is refused with a message naming it, instead of silently resuming wrong weights;
 - :class:`RunLock` keeps two ``qgvae train`` processes out of one run folder;
+- :func:`check_resumable` lets ``qgvae train`` refuse a damaged or foreign run folder before
+  it loads any data;
 - :func:`remove_stale_temporaries` deletes the temporary files a killed write left behind.
 """
 
@@ -140,14 +142,28 @@ def load_pt(
             )
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-    except _LOAD_ERRORS as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise RunFolderError(f"{path} is unreadable ({_reason(exc)}); {fix}") from None
+        # torch's own message advises weights_only=False, which would run the file's code
         raise RunFolderError(
-            f"{path} is unreadable (truncated, corrupt, or not written by qgvae: {reason}); {fix}"
+            f"{path} holds Python objects that a weights-only load refuses (not written by "
+            f"qgvae, possibly crafted to run code: never load it with weights_only=False); {fix}"
+        ) from None
+    except _LOAD_ERRORS as exc:
+        raise RunFolderError(
+            f"{path} is unreadable (truncated, corrupt, or not written by qgvae: "
+            f"{_reason(exc)}); {fix}"
         ) from None
     if not isinstance(blob, dict):
         raise RunFolderError(f"{path} does not hold a qgvae checkpoint; {fix}")
     return blob
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of an exception's message (torch's run on for lines), or its type."""
+    text = " ".join(str(exc).split())
+    return text.split(". ")[0] if text else type(exc).__name__
 
 
 def load_result(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -162,7 +178,13 @@ def load_result(run_dir: str | Path, device: str | torch.device = "cpu"):
     blob = load_pt(path, sha256=recorded_sha256(run_dir, RESULT), fix=fix, map_location=device)
     if not isinstance(blob.get("config"), dict) or not isinstance(blob.get("model"), dict):
         raise RunFolderError(f"{path} lacks its config or weights; {fix}")
-    model = build_model(blob["config"]).to(device)
+    try:
+        model = build_model(blob["config"]).to(device)
+    except Exception as exc:  # a config the code cannot build (edited, or from another version)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RunFolderError(
+            f"{path}: its config does not build a model ({reason}); {fix}"
+        ) from None
     try:
         model.load_state_dict(blob["model"])
     except (RuntimeError, KeyError) as exc:
@@ -232,6 +254,40 @@ class RunLock:
             self._fh.close()
             with contextlib.suppress(OSError):
                 self.path.unlink()
+
+
+def check_resumable(run_dir: str | Path, cfg: Mapping[str, Any]) -> None:
+    """Check what ``qgvae train --out run_dir`` is about to read, before it loads any data:
+    ``run.json`` parses, and ``checkpoint.pt`` (when present) matches its recorded sha256, loads
+    weights-only and was written by the same training configuration. The trainer checks the same
+    again when it resumes (these messages are the same as its); checking first means a damaged
+    or foreign run folder costs no data loading. A RunFolderError names the file and the fix.
+    Done under the folder's lock, so a run training there is reported, not misread."""
+    from .. import config as run_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    with RunLock(run_dir):
+        read_run_json(run_dir)
+        path = run_dir / CHECKPOINT
+        if not path.exists():
+            return
+        fix = (
+            f"delete {path} to restart this run from step 0 (the log is rewritten), or restore "
+            "the file"
+        )
+        ckpt = load_pt(path, sha256=recorded_sha256(run_dir, CHECKPOINT), fix=fix)
+        if not isinstance(ckpt.get("config"), dict):
+            raise RunFolderError(f"{path} has no run config; {fix}")
+        same = run_config.training_part(ckpt["config"], keep_seed=True) == run_config.training_part(
+            cfg, keep_seed=True
+        )
+        if not same:
+            raise RunFolderError(
+                f"{path} was written by a different configuration; delete the run folder "
+                "(or pick another --out) to start afresh"
+            )
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[str]:

@@ -16,5 +16,5 @@ rule prepare_data:
     params:
         root=lambda wildcards, output: output.manifest.rsplit("/qgvae-cache/", 1)[0],
     shell:
-        "qgvae prepare-data {wildcards.dataset} --root {params.root:q} --workers {threads}"
+        "qgvae prepare-data {wildcards.dataset:q} --root {params.root:q} --workers {threads}"
         " > {log:q} 2>&1"

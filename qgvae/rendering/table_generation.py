@@ -1,0 +1,231 @@
+"""The generation table (the paper's appendix H), and the reader of generation results.
+
+Inputs: ``plan["generation"]`` (:func:`qgvae.prior.plan.generation_plan`), each prior folder's
+``tokenizer.json`` and ``metrics_epochNNNN.json`` (:mod:`qgvae.prior.study`), and the
+``generation`` section of ``config/paper_values.yaml`` (the paper's gFID read off its plot by
+eye). Nothing is recomputed; a missing file renders as ``--`` with a footnote.
+
+Layout: one row per tokenizer and sampled prior epoch. The first row of a tokenizer states the
+validation PSNR of the tokenizer weights used (matched reconstruction quality) and the code's
+bits per image; every row gives gFID, the paper's value where its dataset is the paper's
+(approximate, marked ``~``), and the prior's test NLL in bits per image. Several seeds: mean
++- s.d. (ddof 1) over the seeds with a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io import write_text
+from .latex import (
+    DASH,
+    Notes,
+    fmt_stat,
+    latex_escape,
+    latex_prose,
+    table_env,
+    table_row,
+)
+from .names import Names
+from .results import read_json, read_log
+
+NAME = "generation"
+
+
+@dataclass
+class PriorResult:
+    """What one prior folder holds (``None`` / absent epochs where files are missing)."""
+
+    seed: int
+    folder: str
+    tokenizer: dict[str, Any] | None
+    metrics: dict[int, dict[str, Any]] = field(default_factory=dict)
+    test_log: list[dict[str, Any]] = field(default_factory=list)  # prior_log.jsonl test rows
+
+
+@dataclass
+class TokenizerResults:
+    key: str
+    method: str
+    priors: list[PriorResult]
+
+    def values(self, epoch: int, getter) -> list[float]:
+        out = []
+        for p in self.priors:
+            m = p.metrics.get(epoch)
+            v = getter(m) if m else None
+            if v is not None:
+                out.append(float(v))
+        return out
+
+    def tokenizer_values(self, key: str) -> list[float]:
+        return [
+            float(p.tokenizer[key])
+            for p in self.priors
+            if p.tokenizer and p.tokenizer.get(key) is not None
+        ]
+
+
+def gfid_of(metrics: Mapping[str, Any]) -> float | None:
+    return (metrics.get("gfid") or {}).get("value")
+
+
+def nll_of(metrics: Mapping[str, Any]) -> float | None:
+    return metrics.get("nll_bits_per_image")
+
+
+def load_generation(plan: Mapping[str, Any], root: str | Path = ".") -> list[TokenizerResults]:
+    """Every tokenizer of the plan's generation study with whatever its prior folders hold."""
+    gen = plan.get("generation") or {}
+    root = Path(root)
+    out = []
+    for tok in gen.get("tokenizers") or []:
+        priors = []
+        for seed, folder in sorted(tok["priors"].items(), key=lambda kv: int(kv[0])):
+            tokenizer, _ = read_json(root / folder / "tokenizer.json")
+            result = PriorResult(int(seed), folder, tokenizer)
+            for epoch in gen.get("epochs") or []:
+                metrics, _ = read_json(root / folder / f"metrics_epoch{int(epoch):04d}.json")
+                if metrics is not None:
+                    result.metrics[int(epoch)] = metrics
+            result.test_log = [
+                r for r in read_log(root / folder / "prior_log.jsonl") if r.get("split") == "test"
+            ]
+            priors.append(result)
+        out.append(TokenizerResults(tok["key"], tok["method"], priors))
+    return out
+
+
+def paper_points(paper: Mapping[str, Any], dataset: str) -> dict[str, dict[int, str]]:
+    """``{method: {epoch: value as printed}}`` of the paper's plot, when ``dataset`` is its."""
+    section = paper.get("generation") or {}
+    if section.get("dataset") != dataset:
+        return {}
+    return {
+        str(m): {int(e): str(v) for e, v in (vals or {}).items()}
+        for m, vals in (section.get("values") or {}).items()
+    }
+
+
+def _n_phrase(results: list[TokenizerResults]) -> str:
+    ns = sorted(
+        {
+            (m["gfid"]["n_samples"], m["gfid"]["n_reference"])
+            for t in results
+            for p in t.priors
+            for m in p.metrics.values()
+            if m.get("gfid")
+        }
+    )
+    if not ns:
+        return "N: no results yet"
+    return "; ".join(f"N = {a} samples against the first {b} test images" for a, b in ns)
+
+
+def generation_table(
+    plan: Mapping[str, Any], paper: Mapping[str, Any], root: str | Path = "."
+) -> dict[str, str]:
+    """``{"generation": LaTeX}``, or ``{}`` when the plan has no generation study."""
+    gen = plan.get("generation")
+    if not gen:
+        return {}
+    names = Names.from_plan(plan)
+    results = load_generation(plan, root)
+    dataset = gen["dataset"]
+    printed = paper_points(paper, dataset)
+    notes = Notes()
+    head = [
+        "Tokenizer",
+        "Val.\\ PSNR (dB)",
+        "Code bits",
+        "Prior epoch",
+        "gFID",
+        "Paper",
+        "NLL (bits)",
+    ]
+    lines = ["\\begin{tabular}{lccrccc}", "\\toprule", table_row(head), "\\midrule"]
+    sources = []
+    for i, tok in enumerate(results):
+        who = names.method(tok.method) + (f" ({tok.key})" if tok.key != tok.method else "")
+        for j, epoch in enumerate(gen["epochs"]):
+            gfid = tok.values(epoch, gfid_of)
+            nll = tok.values(epoch, nll_of)
+            if not gfid:
+                notes.mark("not measured yet (shown as --)", f"{who} epoch {epoch}")
+            paper_value = printed.get(tok.method, {}).get(int(epoch))
+            row = [
+                latex_escape(who) if j == 0 else "",
+                fmt_stat(tok.tokenizer_values("val_psnr"), 2) if j == 0 else "",
+                fmt_stat(tok.tokenizer_values("bits_per_image"), 0) if j == 0 else "",
+                str(epoch),
+                fmt_stat(gfid, 1),
+                f"$\\sim${latex_escape(paper_value)}" if paper_value else DASH,
+                fmt_stat(nll, 1),
+            ]
+            lines.append(table_row(row))
+        if i + 1 < len(results):
+            lines.append("\\midrule")
+        for p in tok.priors:
+            for epoch in gen["epochs"]:
+                state = "present" if epoch in p.metrics else "MISSING"
+                sources.append(
+                    f"{who} seed {p.seed}: {p.folder}/metrics_epoch{int(epoch):04d}.json [{state}]"
+                )
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    settings = gen["settings"]
+    targets = sorted(
+        {
+            round(float(p.tokenizer["target_psnr"]), 2)
+            for t in results
+            for p in t.priors
+            if p.tokenizer and p.tokenizer.get("target_psnr") is not None
+        }
+    )
+    match = settings["match_psnr"]
+    if match is None:
+        matched = "Tokenizers: each run's final weights (no matching)."
+    else:
+        rule = "auto: the best PSNR every tokenizer reaches" if match == "auto" else f"{match} dB"
+        shown = ", ".join(f"{t:.2f}" for t in targets) or "not yet known"
+        matched = (
+            "Tokenizers matched on reconstruction quality: the first kept checkpoint whose "
+            f"validation PSNR reaches the target ({latex_escape(rule)}; target {shown} dB)."
+        )
+    sample = settings["sample"]
+    top_k = "no top-k cut" if sample["top_k"] is None else f"top-$k$ {sample['top_k']}"
+    caption = [
+        f"Generation on {latex_escape(names.dataset(dataset))} (the paper's appendix H): an "
+        "unconditional autoregressive prior on each tokenizer's codes of the training split, "
+        f"sampled at temperature {sample['temperature']:g} with {top_k}.",
+        f"gFID: pytorch-fid Inception features at native resolution, {_n_phrase(results)}.",
+        "NLL: the prior's test negative log-likelihood in bits per image; code bits: "
+        "$T \\log_2 K$, the cost of the codes without a prior.",
+        matched,
+        f"Seeds: {', '.join(str(s) for s in settings['seeds'])} (mean $\\pm$ s.d.\\ over seeds "
+        "when several).",
+    ]
+    section = paper.get("generation") or {}
+    if printed:
+        caption.append(
+            f"Paper: {latex_prose(section.get('source', 'the paper'))}; approximate values."
+        )
+        sources.append(f"paper: {section.get('source', '')} via config/paper_values.yaml")
+    else:
+        where = section.get("dataset")
+        other = latex_escape(names.dataset(where)) if where else "another setting"
+        caption.append(f"The paper's values are for {other} and are not shown.")
+    return {NAME: table_env(NAME, " ".join(caption), "\n".join(lines), notes, sources, "native")}
+
+
+def write_generation_table(
+    plan: Mapping[str, Any], paper: Mapping[str, Any], out: str | Path, root: str | Path = "."
+) -> Path:
+    """The generation table alone (``qgvae prior table``), a document fragment like
+    ``reports/tables.tex``; a plan without a generation study gives a comment only."""
+    text = generation_table(plan, paper, root).get(NAME)
+    body = text or "% the plan has no generation study (workflow config: generation)\n"
+    write_text(out, body)
+    return Path(out)

@@ -125,9 +125,14 @@ def test_psnr_random_pair_and_batch():
     np.testing.assert_allclose(image_metrics.psnr_batch(a, b), expected, rtol=0, atol=1e-9)
 
 
-def test_psnr_identical_is_inf():
+def test_psnr_is_capped_at_100_db():
+    """An identical pair would be infinite and void the mean: it is capped at 100 dB (MSE floor
+    1e-10), and only there."""
     a = np.full((3, 8, 8), 7, np.uint8)
-    assert image_metrics.psnr(a, a) == np.inf
+    assert image_metrics.psnr(a, a) == 100.0
+    b = a.copy()
+    b[0, 0, 0] = 8  # MSE = (1/255)^2 / 192: about 70.9 dB, below the cap
+    assert image_metrics.psnr(a, b) == pytest.approx(10 * np.log10(192 * 255**2), rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -584,8 +589,10 @@ def test_inception_stats_equal_pytorch_fid_on_png_folder(inception, tmp_path):
     mu, sigma = calculate_activation_statistics(
         files, model, batch_size=3, dims=2048, device="cpu", num_workers=0
     )
-    np.testing.assert_allclose(st.mean(), mu, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(st.cov(), sigma, rtol=0, atol=1e-5)
+    # batch sizes 1 + 2 against 3 (and the traced network on a CPU): oneDNN's kernels differ
+    # in the last bits, so 1e-5 relative to the entry's size on top of 1e-5 absolute
+    np.testing.assert_allclose(st.mean(), mu, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(st.cov(), sigma, rtol=1e-5, atol=1e-5)
     assert "pool3 2048-d" in inception.description and "sha256=" in inception.description
 
 

@@ -25,33 +25,93 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import METRICS_FILE, PER_IMAGE_FILE, evaluate_run
+    from ..evaluation.evaluator import evaluation_inputs, is_current
 
     def progress(done: int, total: int, seconds: float) -> None:
         print(f"  {done}/{total} images, {seconds:.0f} s", file=sys.stderr, flush=True)
 
-    res = evaluate_run(
-        args.run_dir,
-        protocols=args.protocols,
-        fid_n=args.fid_n,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=progress,
-        features_cache=args.features_cache,
-    )
-    print(f"n_images={res['n_images']}  dataset={res['dataset']}  method={res['method']}")
-    for p, d in res["protocols"].items():
-        print(
-            f"[{p} @ {d['resolution']}] SSIM {fmt(d['ssim']['mean'])}  PSNR "
-            f"{fmt(d['psnr']['mean'], 2)}  LPIPS {fmt(d['lpips']['mean'])}  rFID "
-            f"{fmt(d['rfid']['value'], 2)} (n={d['rfid']['n']})"
+    settings = dict(protocols=args.protocols, fid_n=args.fid_n, floor_dir=args.floor)
+    for run_dir in args.run_dir:  # several runs share one process: networks load once
+        if args.skip_current and is_current(run_dir, evaluation_inputs(run_dir, **settings)):
+            print(f"{run_dir}: metrics.json is current (same inputs and settings); skipped")
+            continue
+        res = evaluate_run(
+            run_dir,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=progress,
+            features_cache=args.features_cache,
+            backend=args.backend,
+            **settings,
         )
-    u = res["usage"]
+        print(
+            f"{run_dir}: n_images={res['n_images']}  dataset={res['dataset']}  "
+            f"method={res['method']}"
+        )
+        for p, d in res["protocols"].items():
+            print(
+                f"[{p} @ {d['resolution']}] SSIM {fmt(d['ssim']['mean'])}  PSNR "
+                f"{fmt(d['psnr']['mean'], 2)}  LPIPS {fmt(d['lpips']['mean'])}  rFID "
+                f"{fmt(d['rfid']['value'], 2)} (n={d['rfid']['n']})  floor PSNR "
+                f"{fmt(d['floor_psnr'], 2)}  input dependence {fmt(d['input_dependence_db'], 2)} dB"
+            )
+        u = res["usage"]
+        print(
+            f"usage: mean fraction {fmt(u['mean_fraction'])}  mean perplexity "
+            f"{fmt(u['mean_perplexity'], 2)}  (K={u['codebook_size']})"
+        )
+        print(f"elapsed {res['elapsed_s']:.1f} s, CPU {res['cpu_s']:.1f} s")
+        print(f"wrote {Path(run_dir) / METRICS_FILE} and {Path(run_dir) / PER_IMAGE_FILE}")
+    return 0
+
+
+def bench_eval(args: argparse.Namespace) -> int:
+    """``qgvae bench eval``: see :mod:`qgvae.evaluation.bench`."""
+    import contextlib
+    import io
+
+    import torch
+
+    from ..evaluation.bench import feature_bench, stage_bench
+    from ..evaluation.evaluator import metric_models
+    from ..machine import resolve_device
+
+    device = resolve_device(args.devices[0] if args.devices else "auto")
     print(
-        f"usage: mean fraction {fmt(u['mean_fraction'])}  mean perplexity "
-        f"{fmt(u['mean_perplexity'], 2)}  (K={u['codebook_size']})"
+        f"qgvae bench eval: {args.images} images, device {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads"
     )
-    print(f"elapsed {res['elapsed_s']:.1f} s, CPU {res['cpu_s']:.1f} s")
-    print(f"wrote {Path(args.run_dir) / METRICS_FILE} and {Path(args.run_dir) / PER_IMAGE_FILE}")
+    metric_models(device, args.backend)  # built (and compiled) before anything is timed
+    with contextlib.redirect_stderr(io.StringIO()):  # pytorch-fid's progress bar
+        rows = feature_bench(args.images, device=str(device), backend=args.backend)
+    print(f"{'':58} CPU-s/img  wall-s/img  cheaper  max rel. diff")
+    for r in rows:
+        ratio = "" if r["cheaper_than_reference"] is None else f"{r['cheaper_than_reference']:.2f}x"
+        diff = "" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.1e}"
+        print(
+            f"{r['what']:<58} {r['cpu_s_per_image']:9.4f}  {r['wall_s_per_image']:10.4f}  "
+            f"{ratio:>7}  {diff:>12}"
+        )
+    st = stage_bench(args.images, args.dataset, str(device), backend=args.backend)
+    print(
+        f"\nstages of one evaluation: {st['images']} {st['dataset']}-shaped images, both "
+        f"protocols, originals uncached; {st['cpu_s']:.1f} CPU-s, {st['elapsed_s']:.1f} s"
+    )
+    for proto, stages in st["timing"].items():
+        for stage, d in stages.items():
+            per = d["cpu_s"] / st["images"]
+            print(f"  {proto:7} {stage:10} {d['cpu_s']:8.2f} CPU-s  {per:8.4f} CPU-s/img")
+    return 0
+
+
+def _cmd_floor(args: argparse.Namespace) -> int:
+    from ..evaluation.floor import write_floor_run
+
+    info = write_floor_run(args.dataset, args.root, args.out, test_n=args.test_n)
+    print(
+        f"floor of {args.dataset}: the mean of {info['train_images']} training images as the "
+        f"reconstruction of {info['n_images']} test images -> {args.out}/reconstructions.npz"
+    )
     return 0
 
 
@@ -75,13 +135,17 @@ def _cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 _EVAL_DESC = """\
 Compute SSIM, PSNR, LPIPS (AlexNet v0.1), rFID (pytorch-fid Inception pool3) and code usage
-for one run folder, under the 'vqwae' protocol (both images upscaled to 256x256 as in the
-paper's Table 1, after VQ-WAE's evaluation code) and the 'native' protocol (dataset
-resolution).
+for run folders, under the 'vqwae' protocol (as VQ-WAE's released scripts, which produced the
+paper's Table 1: SSIM / PSNR / LPIPS on both images resized to 256x256 with PIL bicubic, rFID
+on images resized to 229x229 with PIL bilinear) and the 'native' protocol (the dataset's
+resolution). With --floor, the dataset's mean-image floor is scored on the same originals and
+each run's PSNR gain over it and its input dependence (PSNR against shuffled originals) are
+recorded. Several RUN_DIRs are evaluated in one process (the networks load once).
 
 Reads   RUN_DIR/reconstructions.npz  (originals, reconstructions, codes, codebook_size,
         bits_per_image) and RUN_DIR/run.json if present.
-Writes  RUN_DIR/metrics_per_image.csv and RUN_DIR/metrics.json (atomically).
+Writes  RUN_DIR/metrics_per_image.csv, RUN_DIR/features_<protocol>.npy and RUN_DIR/metrics.json
+        (atomically, metrics.json last).
 
 LPIPS / FID weights come from the torch hub cache ($TORCH_HOME/hub/checkpoints); if they are
 missing and cannot be downloaded, nothing is computed (see `qgvae fetch-weights`)."""
@@ -126,7 +190,12 @@ def add_parsers(sub: Any) -> None:
         _EVAL_DESC,
         formatter_class=RAW,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder holding reconstructions.npz")
+    p.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        nargs="+",
+        help="run folder(s) holding reconstructions.npz; several are evaluated in one process",
+    )
     p.add_argument(
         "--fid-n",
         type=int,
@@ -151,6 +220,26 @@ def add_parsers(sub: Any) -> None:
         "--batch-size", type=int, default=100, metavar="B", help="images per batch (default: 100)"
     )
     p.add_argument(
+        "--floor",
+        default=None,
+        metavar="DIR",
+        help="the dataset's floor run folder (qgvae floor): its mean image is scored on the "
+        "same originals and each run's PSNR gain over it is recorded",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "eager", "traced", "compiled"],
+        help="how Inception runs (all float32, checked against the eager network to 1e-5): "
+        "traced (the CPU default), compiled (torch.compile: cheapest per image on the CPU but "
+        "compiles for minutes once per process; for many images), eager",
+    )
+    p.add_argument(
+        "--skip-current",
+        action="store_true",
+        help="skip runs whose metrics.json already records the same inputs and settings",
+    )
+    p.add_argument(
         "--features-cache",
         default=None,
         metavar="DIR",
@@ -158,6 +247,20 @@ def add_parsers(sub: Any) -> None:
         "sha256, protocol and weights), shared by every method on a dataset; a corrupt "
         "file is recomputed (default: no cache)",
     )
+
+    fl = add(
+        sub,
+        "floor",
+        _cmd_floor,
+        "write the floor run of a dataset: its training mean image for every test image",
+        "Write OUT/reconstructions.npz holding the first N test images and, as the "
+        "reconstruction of each, the per-pixel mean of the training split (rounded to uint8); "
+        "`qgvae evaluate OUT` then scores this constant prediction like any run.",
+    )
+    fl.add_argument("dataset", metavar="DATASET", help="dataset name (see prepare-data)")
+    fl.add_argument("--root", default="data", metavar="DIR", help="data root (default: data)")
+    fl.add_argument("--out", required=True, metavar="DIR", help="floor run folder to write")
+    fl.add_argument("--test-n", type=int, default=None, help="first N test images (default: all)")
 
     f = add(
         sub,

@@ -36,30 +36,43 @@ through pytest's ``monkeypatch``); the manifest records the counts a cache was b
 cache built under an override never passes :func:`verify` / :func:`load_split` without it.
 """
 
+from importlib import import_module
+
 from ..errors import DataError
-from .cache import CACHE_DIRNAME, cache_dir, load_split, prepare, verify
-from .loader import DeviceLoader
 from .photos import PHOTOS_TEST, PHOTOS_TRAIN
 from .recipe import SPLIT_COUNT_OVERRIDES, SPLIT_SEED, SPLITS, DatasetInfo
 from .registry import DATASETS, dataset_info, display_name, expected_counts, source_layout
 
+# the cache and the loader need torch: imported on first use (tables and figures do not)
+_LAZY = {
+    "CACHE_DIRNAME": "cache",
+    "cache_dir": "cache",
+    "load_split": "cache",
+    "prepare": "cache",
+    "verify": "cache",
+    "DeviceLoader": "loader",
+}
+
 __all__ = [
-    "CACHE_DIRNAME",
     "DATASETS",
     "DataError",
     "DatasetInfo",
-    "DeviceLoader",
     "PHOTOS_TEST",
     "PHOTOS_TRAIN",
     "SPLITS",
     "SPLIT_COUNT_OVERRIDES",
     "SPLIT_SEED",
-    "cache_dir",
     "dataset_info",
     "display_name",
     "expected_counts",
-    "load_split",
-    "prepare",
     "source_layout",
-    "verify",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name in ("mnist", "cifar10", "svhn", "celeba64", "photos", "cache", "loader"):
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import DataError
 from ..io import atomic_path, write_json
@@ -273,7 +272,7 @@ def verify(name: str, root: str | Path) -> dict[str, Any]:
     return report
 
 
-def load_split(name: str, root: str | Path, split: str) -> torch.Tensor:
+def load_split(name: str, root: str | Path, split: str) -> Any:
     """The cached split as a uint8 CPU tensor [N, C, H, W] (sha256 and shape checked)."""
     dataset_info(name)
     if split not in SPLITS:
@@ -313,4 +312,6 @@ def load_split(name: str, root: str | Path, split: str) -> torch.Tensor:
             f"{path}: sha256 {h.hexdigest()} does not match {want} in the manifest "
             f"(corrupt or modified file); {hint}"
         )
+    import torch
+
     return torch.from_numpy(arr)

@@ -8,9 +8,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.utils.data
-
 from ..errors import DataError
 from .recipe import (
     DatasetInfo,
@@ -139,7 +136,9 @@ def _check_celeba64(root: Path, download: bool) -> list[Source]:
     return lists
 
 
-class _CelebAUint8(torch.utils.data.Dataset):
+class _CelebAUint8:
+    """A map-style dataset (what torch's DataLoader needs) of uint8 [3, size, size] images."""
+
     def __init__(self, root: Path, split: str, size: int) -> None:
         from torchvision import transforms as T
         from torchvision.datasets import CelebA
@@ -161,7 +160,7 @@ class _CelebAUint8(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ds.filename)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> Any:
         x, _ = self.ds[i]
         if x.shape[0] != 3:
             raise DataError(
@@ -170,7 +169,9 @@ class _CelebAUint8(torch.utils.data.Dataset):
         return x
 
 
-def _stack(batch: list[torch.Tensor]) -> torch.Tensor:
+def _stack(batch: list[Any]) -> Any:
+    import torch
+
     return torch.stack(batch)
 
 
@@ -181,6 +182,8 @@ def _build_celeba64(
     counts: dict[str, int],
     workers: int | None,
 ) -> dict[str, Any]:
+    import torch.utils.data
+
     size = INFO.size
     partition = next(s.path for s in sources if s.path.name == "list_eval_partition.txt")
     for split, tv_split in (("train", "train"), ("val", "valid"), ("test", "test")):

@@ -24,44 +24,36 @@ import json
 import math
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import RunFolderError
-from ..io import save_npy, write_json, write_text
+from ..io import write_json, write_text
 from ..machine import git_commit, hardware, now, package_versions, resolve_device
 from .feature_cache import FeatureCache
-from .fid import GaussianStats, InceptionFeatures, frechet_distance_info
-from .image_metrics import (
-    LPIPSMetric,
-    check_images,
-    psnr_batch,
-    ssim_batch,
-    to_rgb_float,
-    upscale_pil,
+from .fid import InceptionFeatures
+from .image_metrics import LPIPSMetric, check_images
+from .passes import (
+    FEATURES_FILE,
+    PER_IMAGE_METRICS,
+    Job,
+    batch_pass,
+    rfid_from_features,
+    summarize_protocol,
 )
-from .protocols import (
-    PROTOCOL_NOTES,
-    PROTOCOLS,
-    VQWAE_RESAMPLE,
-    VQWAE_SIZE,
-    normalize_protocols,
-)
-from .usage import code_usage, summarize
+from .protocols import PROTOCOL_NOTES, PROTOCOLS, normalize_protocols
+from .usage import code_usage
 from .weights import ensure_weights, lpips_linear_weights_path
 
-if TYPE_CHECKING:
-    import torch
+__all__ = ["FEATURES_FILE", "METRICS_FILE", "PER_IMAGE_FILE", "evaluate_run", "load_run"]
+__all__ += ["metric_models", "rfid_from_features"]
 
 METRICS_FILE = "metrics.json"
-FEATURES_FILE = "features_{protocol}.npy"  # float32 [fid_n, 2048] Inception features of the recons
 PER_IMAGE_FILE = "metrics_per_image.csv"
-PER_IMAGE_METRICS = ("ssim", "psnr", "lpips")
+OPTIONAL_KEYS = ("bits_measured", "tokens_used")
 RECONSTRUCTIONS_KEYS = ("originals", "reconstructions", "codes", "codebook_size", "bits_per_image")
 
 # --------------------------------------------------------------------------------------------
@@ -72,33 +64,42 @@ RECONSTRUCTIONS_KEYS = ("originals", "reconstructions", "codes", "codebook_size"
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     """Read and validate ``reconstructions.npz`` (+ optional ``run.json``) of a run folder.
 
-    A missing, unreadable or malformed ``reconstructions.npz`` raises ``RunFolderError`` naming
-    the file."""
+    Everything the metrics rely on is checked here, before any LPIPS / Inception work: the
+    file reads (no pickle; a truncated file or a bad CRC is caught), the arrays' dtypes and
+    shapes, a codebook size >= 1, every code in [-1, K-1] and a finite ``bits_per_image``.
+    Any problem raises ``RunFolderError`` naming the file and how to rewrite it."""
     run = Path(run_dir)
     path = run / "reconstructions.npz"
+    fix = f"rewrite it with `qgvae reconstruct {run}`"
     if not path.is_file():
-        raise RunFolderError(f"{path} not found (a run folder must contain reconstructions.npz)")
+        raise RunFolderError(
+            f"{path} not found (a run folder must contain reconstructions.npz); {fix}"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = set(RECONSTRUCTIONS_KEYS) - set(z.files)
             if missing:
-                raise RunFolderError(f"{path}: missing keys {sorted(missing)}")
+                raise RunFolderError(f"{path}: missing keys {sorted(missing)}; {fix}")
             arrays = {key: z[key] for key in RECONSTRUCTIONS_KEYS}
+            optional = {key: z[key] for key in OPTIONAL_KEYS if key in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise RunFolderError(f"{path}: cannot be read as .npz ({exc})") from exc
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RunFolderError(
+            f"{path}: cannot be read as .npz (truncated or corrupt: {reason}); {fix}"
+        ) from None
     try:
         orig = check_images(arrays["originals"], "originals")
         rec = check_images(arrays["reconstructions"], "reconstructions")
     except ValueError as exc:
-        raise RunFolderError(f"{path}: {exc}") from exc
+        raise RunFolderError(f"{path}: {exc}; {fix}") from None
     codes = np.asarray(arrays["codes"])
     k, bits = arrays["codebook_size"], arrays["bits_per_image"]
     if orig.shape != rec.shape:
         raise RunFolderError(
-            f"{path}: originals {orig.shape} and reconstructions {rec.shape} differ in shape"
+            f"{path}: originals {orig.shape} and reconstructions {rec.shape} differ in shape; {fix}"
         )
     if orig.shape[0] == 0:
-        raise RunFolderError(f"{path}: no images")
+        raise RunFolderError(f"{path}: no images; {fix}")
     if (
         codes.ndim != 2
         or codes.shape[0] != orig.shape[0]
@@ -106,21 +107,49 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     ):
         raise RunFolderError(
             f"{path}: codes: expected an integer array [N={orig.shape[0]}, T], got "
-            f"{codes.dtype} {codes.shape}"
+            f"{codes.dtype} {codes.shape}; {fix}"
         )
     if np.size(k) != 1 or np.size(bits) != 1:
-        raise RunFolderError(f"{path}: codebook_size and bits_per_image must be scalars")
+        raise RunFolderError(f"{path}: codebook_size and bits_per_image must be scalars; {fix}")
+    if not np.issubdtype(np.asarray(k).dtype, np.integer) or int(np.asarray(k).item()) < 1:
+        raise RunFolderError(f"{path}: codebook_size must be an integer >= 1, got {k!r}; {fix}")
+    k = int(np.asarray(k).item())
+    if codes.size and (codes.min() < -1 or codes.max() > k - 1):
+        raise RunFolderError(
+            f"{path}: codes outside [-1, {k - 1}] (K={k}): min {codes.min()}, max "
+            f"{codes.max()}; {fix}"
+        )
+    try:
+        bits = float(np.asarray(bits).item())
+    except (TypeError, ValueError):
+        bits = math.nan
+    if not math.isfinite(bits):
+        raise RunFolderError(f"{path}: bits_per_image must be a finite number; {fix}")
     meta: dict[str, Any] = {"dataset": None, "method": None}
     rj = run / "run.json"
     if rj.is_file():
-        cfg = json.loads(rj.read_text()).get("config") or {}
+        try:
+            info = json.loads(rj.read_text())
+            cfg = (info.get("config") or {}) if isinstance(info, dict) else None
+            if not isinstance(cfg, dict):
+                raise ValueError("no 'config' object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = " ".join(str(exc).split())
+            raise RunFolderError(
+                f"{rj} is unreadable ({type(exc).__name__}: {reason}); restore it, or delete it "
+                "to evaluate without it (metrics.json then lacks dataset and method)"
+            ) from None
         meta = {"dataset": cfg.get("dataset"), "method": cfg.get("method")}
+    for key, value in optional.items():  # per-image rate at test (variable-rate methods)
+        if np.shape(value) != (orig.shape[0],) or not np.isfinite(value).all():
+            raise RunFolderError(f"{path}: {key} must be [N={orig.shape[0]}] finite; {fix}")
     return {
         "originals": orig,
         "reconstructions": rec,
         "codes": codes,
-        "codebook_size": int(np.asarray(k).item()),
-        "bits_per_image": float(np.asarray(bits).item()),
+        "codebook_size": k,
+        "bits_per_image": bits,
+        **optional,
         **meta,
     }
 
@@ -128,49 +157,6 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Helpers: timing, TF32, JSON / CSV values
 # --------------------------------------------------------------------------------------------
-
-
-class _Timer:
-    """Wall and process-CPU seconds per (protocol, stage)."""
-
-    def __init__(self) -> None:
-        self.t: dict[str, dict[str, dict[str, float]]] = {}
-
-    @contextmanager
-    def __call__(self, protocol: str, stage: str) -> Iterator[None]:
-        w, c = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            d = self.t.setdefault(protocol, {}).setdefault(stage, {"wall_s": 0.0, "cpu_s": 0.0})
-            d["wall_s"] += time.perf_counter() - w
-            d["cpu_s"] += time.process_time() - c
-
-    def report(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for p, stages in self.t.items():
-            out[p] = {s: {k: round(v, 3) for k, v in d.items()} for s, d in stages.items()}
-            out[p]["total"] = {
-                k: round(sum(d[k] for d in stages.values()), 3) for k in ("wall_s", "cpu_s")
-            }
-        return out
-
-
-@contextmanager
-def _no_tf32() -> Iterator[None]:
-    import torch
-
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-def _resolution(h: int, w: int) -> int | list[int]:
-    return h if h == w else [h, w]
 
 
 def _jsonable(x: Any) -> Any:
@@ -202,51 +188,25 @@ def _fmt(v: float) -> str:
 _MODELS: dict[tuple, tuple[LPIPSMetric, InceptionFeatures]] = {}
 
 
-def metric_models(device: Any) -> tuple[LPIPSMetric, InceptionFeatures]:
-    """The LPIPS and Inception networks for ``device``, cached per process and per weight file
-    (path, size, mtime), so that evaluating many runs in one process loads them once."""
+def metric_models(
+    device: Any, backend: str = "auto", batch_size: int = 100
+) -> tuple[LPIPSMetric, InceptionFeatures]:
+    """The LPIPS and Inception networks for ``device`` (Inception with ``backend``, see
+    :mod:`.fast_inference`), cached per process and per weight file (path, size, mtime), so
+    that evaluating many runs in one process loads (and compiles) them once."""
     files = [ensure_weights("lpips"), lpips_linear_weights_path(), ensure_weights("fid")]
-    key = (str(device), *((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    key = (str(device), backend, batch_size)
+    key += tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     if key not in _MODELS:
         _MODELS.clear()
-        _MODELS[key] = (LPIPSMetric(device), InceptionFeatures(device))
+        inception = InceptionFeatures(device, backend=backend, batch_size=batch_size)
+        _MODELS[key] = (LPIPSMetric(device), inception)
     return _MODELS[key]
 
 
 # --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    """What one evaluation works on: the validated inputs, the settings and the networks."""
-
-    run: Path
-    data: dict[str, Any]
-    protocols: tuple[str, ...]
-    fid_n: int
-    batch_size: int
-    device: torch.device
-    lpips: LPIPSMetric
-    inception: InceptionFeatures
-    cache: FeatureCache
-    timer: _Timer = field(default_factory=_Timer)
-
-    @property
-    def originals(self) -> np.ndarray:
-        return self.data["originals"]
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return self.originals.shape
-
-    def size(self, protocol: str) -> tuple[int, int]:
-        """The (height, width) the protocol's metrics see."""
-        return (VQWAE_SIZE, VQWAE_SIZE) if protocol == "vqwae" else self.shape[2:]
-
-    def lpips_ok(self, protocol: str) -> bool:
-        return self.lpips.supports(*self.size(protocol))
 
 
 def _prepare(
@@ -256,146 +216,43 @@ def _prepare(
     batch_size: int,
     device: str,
     features_cache: str | Path | None,
-) -> _Job:
-    """Check the arguments and the weights (before anything is computed), read the run folder
-    and load the metric networks."""
-    protocols = normalize_protocols(protocols)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    backend: str = "auto",
+) -> Job:
+    """Check the arguments, the device and the weights, read and validate the run folder
+    (:func:`load_run`), and only then load the metric networks: every bad input is a
+    ``QGVAEError`` (``ConfigError`` for an argument) before any LPIPS / Inception work."""
+    import operator
+
+    from ..errors import ConfigError
+
+    try:
+        protocols = normalize_protocols(protocols)
+    except ValueError as exc:
+        raise ConfigError(f"protocols (--protocols): {exc}") from None
+    for flag, value in (("batch_size (--batch-size)", batch_size), ("fid_n (--fid-n)", fid_n)):
+        try:
+            ok = (value is None and flag.startswith("fid_n")) or operator.index(value) >= 1
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{flag} must be an integer >= 1, got {value!r}")
+    dev = resolve_device(device)  # CUDA asked for but absent: before anything is read
     run = Path(run_dir)
-    # weights first: fail before computing anything
+    # the weights before the run folder: fail before computing or reading anything
     ensure_weights("lpips")
     ensure_weights("fid")
     data = load_run(run)
     n = data["originals"].shape[0]
     if fid_n is None:
         fid_n = n
-    if not 1 <= int(fid_n) <= n:
-        raise ValueError(f"fid_n must be in [1, N={n}], got {fid_n}")
-    dev = resolve_device(device)
-    lpips_metric, inception = metric_models(dev)
-    cache = FeatureCache(features_cache)
-    return _Job(run, data, protocols, int(fid_n), batch_size, dev, lpips_metric, inception, cache)
-
-
-def _batch_pass(
-    job: _Job,
-    cached: dict[str, np.ndarray | None],
-    progress: Callable[[int, int, float], None] | None,
-    wall0: float,
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[Any, Any]]]:
-    """One pass over the images: per-image SSIM / PSNR / LPIPS (NaN where not computed) and the
-    Inception features (originals, reconstructions) of the first fid_n images, as float32
-    tensors on the device; the originals' are skipped where ``cached`` has them."""
-    import torch
-
-    orig, rec = job.data["originals"], job.data["reconstructions"]
-    n, batch_size, fid_n = job.shape[0], job.batch_size, job.fid_n
-    dev, timer = job.device, job.timer
-    lpips_ok = {p: job.lpips_ok(p) for p in job.protocols}
-    per_image = {p: {m: np.full(n, np.nan) for m in PER_IMAGE_METRICS} for p in job.protocols}
-    feats: dict[str, tuple[list, list]] = {p: ([], []) for p in job.protocols}
-    report_every = max(1, math.ceil(n / batch_size) // 20)
-    with _no_tf32(), torch.inference_mode():
-        for s in range(0, n, batch_size):
-            e = min(n, s + batch_size)
-            o_u8, r_u8 = orig[s:e], rec[s:e]
-            k = max(0, min(e, fid_n) - s)  # how many of this batch enter rFID
-            for p in job.protocols:
-                if p == "vqwae":
-                    with timer(p, "upscale"):
-                        o_p = upscale_pil(o_u8, VQWAE_SIZE, VQWAE_RESAMPLE)
-                        r_p = upscale_pil(r_u8, VQWAE_SIZE, VQWAE_RESAMPLE)
-                else:
-                    o_p, r_p = o_u8, r_u8
-                with timer(p, "ssim_psnr"):
-                    per_image[p]["ssim"][s:e] = ssim_batch(o_p, r_p)
-                    per_image[p]["psnr"][s:e] = psnr_batch(o_p, r_p)
-                with timer(p, "to_tensor"):
-                    o_t = to_rgb_float(o_p, dev)  # shared by LPIPS and Inception
-                    r_t = to_rgb_float(r_p, dev)
-                if lpips_ok[p]:
-                    with timer(p, "lpips"):
-                        per_image[p]["lpips"][s:e] = job.lpips(o_t, r_t)
-                if k:
-                    with timer(p, "inception"):
-                        if cached[p] is None:
-                            feats[p][0].append(job.inception(o_t[:k]))
-                        feats[p][1].append(job.inception(r_t[:k]))
-            if progress is not None and (e == n or (s // batch_size) % report_every == 0):
-                progress(e, n, time.perf_counter() - wall0)
-    out = {}
-    for p, (o_list, r_list) in feats.items():
-        o_f = torch.from_numpy(cached[p]).to(dev) if cached[p] is not None else _cat(o_list)
-        out[p] = (o_f, _cat(r_list))
-    return per_image, out
-
-
-def _cat(chunks: list) -> Any:
-    import torch
-
-    return torch.cat(chunks) if chunks else torch.zeros(0, 2048)
-
-
-def gaussian_stats(features: Any, device: Any) -> GaussianStats:
-    """The float64 Gaussian statistics of a whole feature array, in one update (so that the
-    same features always give bit-identical statistics, cached or not)."""
-    stats = GaussianStats(features.shape[1], device)
-    stats.update(features)
-    return stats
-
-
-def rfid_from_features(real: Any, fake: Any, device: Any = "cpu") -> tuple[float, dict]:
-    """rFID and the Frechet route's details from two feature arrays ``[n, dim]``."""
-    rs, fs = gaussian_stats(real, device), gaussian_stats(fake, device)
-    return frechet_distance_info(rs.mean(), rs.cov(), fs.mean(), fs.cov(), factor2=fs.factor())
-
-
-def _rfid(job: _Job, p: str, real: Any, fake: Any, cached: bool) -> dict[str, Any]:
-    """The protocol's rFID entry; stores the originals' features in the cache on a miss, and
-    the reconstructions' beside metrics.json (``features_<protocol>.npy``)."""
-    if job.fid_n < 2:
-        return {"value": None, "n": job.fid_n, "unavailable": "rFID needs at least 2 images"}
-    if not cached:
-        originals = job.originals[: job.fid_n]
-        job.cache.save(originals, p, job.inception.description, real.cpu().numpy())
-    save_npy(job.run / FEATURES_FILE.format(protocol=p), fake.cpu().numpy())
-    value, info = rfid_from_features(real, fake, job.device)
-    return {
-        "value": value,
-        "n": job.fid_n,
-        **info,
-        "originals_features_cached": cached,
-        "features_file": FEATURES_FILE.format(protocol=p),
-    }
-
-
-def _summarize_protocol(
-    job: _Job,
-    p: str,
-    per_image: dict[str, np.ndarray],
-    features: tuple[Any, Any],
-    cached: bool,
-) -> dict[str, Any]:
-    """metrics.json's ``protocols.<p>``: the per-image summaries, rFID, resolution, upscaling."""
-    entry: dict[str, Any] = {m: summarize(per_image[m]) for m in PER_IMAGE_METRICS}
-    size = job.size(p)
-    if not job.lpips_ok(p):
-        entry["lpips"]["unavailable"] = (
-            f"LPIPS-AlexNet needs inputs of at least {job.lpips.min_size}x"
-            f"{job.lpips.min_size}; images are {size[0]}x{size[1]}"
+    if fid_n > n:
+        raise ConfigError(
+            f"fid_n (--fid-n) {fid_n} exceeds the {n} images of {run / 'reconstructions.npz'}; "
+            f"use at most {n} (or omit it)"
         )
-    with job.timer(p, "frechet"):
-        entry["rfid"] = _rfid(job, p, *features, cached)
-    entry["resolution"] = _resolution(*size)
-    if p == "vqwae":
-        entry["upscale"] = {
-            "library": "PIL",
-            "filter": VQWAE_RESAMPLE,
-            "size": VQWAE_SIZE,
-            "from": _resolution(*job.shape[2:]),
-        }
-    return entry
+    lpips_metric, inception = metric_models(dev, backend, batch_size)
+    cache = FeatureCache(features_cache)
+    return Job(run, data, protocols, int(fid_n), batch_size, dev, lpips_metric, inception, cache)
 
 
 def _per_image_csv(protocols: Sequence[str], per_image: dict[str, dict[str, np.ndarray]]) -> str:
@@ -409,6 +266,21 @@ def _per_image_csv(protocols: Sequence[str], per_image: dict[str, dict[str, np.n
     return buf.getvalue()
 
 
+def load_floor(floor_dir: str | Path | None, originals: np.ndarray) -> np.ndarray | None:
+    """The floor's constant reconstruction (uint8 [C, H, W]) from the floor run folder written
+    by ``qgvae floor`` (its ``reconstructions.npz``), checked against this run's originals."""
+    if floor_dir is None:
+        return None
+    data = load_run(floor_dir)
+    path = Path(floor_dir) / "reconstructions.npz"
+    if data["originals"].shape[1:] != originals.shape[1:]:
+        raise RunFolderError(
+            f"{path}: images {data['originals'].shape[1:]} do not match the run's "
+            f"{originals.shape[1:]}; give the floor of the run's dataset (qgvae floor)"
+        )
+    return np.asarray(data["reconstructions"][0])
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -418,32 +290,40 @@ def evaluate_run(
     device: str = "auto",
     progress: Callable[[int, int, float], None] | None = None,
     features_cache: str | Path | None = None,
+    floor_dir: str | Path | None = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate ``run_dir`` and write ``metrics_per_image.csv`` and ``metrics.json`` there.
 
     protocols  any of ("vqwae", "native"); both by default.
     fid_n      rFID on the first ``fid_n`` images only (default: all N); SSIM / PSNR / LPIPS
                always use all N images.
-    batch_size images per batch (upscaling, LPIPS and Inception run batch by batch).
+    batch_size images per batch (resizing, LPIPS and Inception run batch by batch).
     device     "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     progress   called as ``progress(images_done, n_images, seconds_so_far)`` about 20 times.
     features_cache folder for the Inception features of the test originals, which are the same
                for every method on a dataset (:class:`FeatureCache`; a corrupt file is
                recomputed). None: no cache.
+    floor_dir  the dataset's floor run folder (``qgvae floor``): its mean image is scored
+               against the same originals, and the run's gain over it is recorded.
+    backend    how Inception runs: auto, eager, traced or compiled (:mod:`.fast_inference`;
+               every fast backend is checked against the eager network to 1e-5).
     Raises ``MissingWeightsError`` before computing anything when LPIPS / FID weights are absent,
     ``RunFolderError`` when ``reconstructions.npz`` is missing or malformed.
     Returns the metrics dict that was written to metrics.json.
     """
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    job = _prepare(run_dir, protocols, fid_n, batch_size, device, features_cache)
+    job = _prepare(run_dir, protocols, fid_n, batch_size, device, features_cache, backend)
+    inputs = evaluation_inputs(run_dir, protocols=protocols, fid_n=fid_n, floor_dir=floor_dir)
+    job.floor = load_floor(floor_dir, job.originals)
     originals = job.originals[: job.fid_n]
     dims = job.inception.dims
     cached = {
         p: job.cache.load(originals, p, job.inception.description, dims) for p in job.protocols
     }
-    per_image, features = _batch_pass(job, cached, progress, wall0)
+    per_image, features = batch_pass(job, cached, progress, wall0)
     results = {
-        p: _summarize_protocol(job, p, per_image[p], features[p], cached[p] is not None)
+        p: summarize_protocol(job, p, per_image[p], features[p], cached[p] is not None)
         for p in job.protocols
     }
     with job.timer("all", "code_usage"):
@@ -454,18 +334,22 @@ def evaluate_run(
     n, c, h, w = job.shape
     out = {
         "n_images": n,
+        "inputs": inputs,
         "dataset": job.data["dataset"],
         "method": job.data["method"],
         "image_shape": [c, h, w],
         "protocols": results,
         "usage": usage,
         "bits_per_image": job.data["bits_per_image"],
+        **_measured_rate(job.data),
         "grayscale_repeated_to_rgb": c == 1,
         "fid_n": job.fid_n,
+        "floor_run": None if floor_dir is None else str(floor_dir),
         "feature_cache_recomputed": job.cache.recomputed,
         "per_image_csv": PER_IMAGE_FILE,
         "versions": package_versions(),
         "weights": {"lpips": job.lpips.description, "fid": job.inception.description},
+        "inference": {"inception": job.inception.backend_note, "lpips": job.lpips.backend_note},
         "protocol_notes": "\n".join(f"{i + 1}. {t}" for i, t in enumerate(PROTOCOL_NOTES)),
         "device": str(job.device),
         "batch_size": job.batch_size,
@@ -478,4 +362,56 @@ def evaluate_run(
     }
     out = _jsonable(out)
     write_json(job.run / METRICS_FILE, out)
+    return out
+
+
+def evaluation_inputs(
+    run_dir: str | Path,
+    *,
+    protocols: Sequence[str] = PROTOCOLS,
+    fid_n: int | None = None,
+    floor_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """What a run's metrics.json depends on: the sha256 of its reconstructions (and of the
+    floor's), the protocols and fid_n. Recorded as metrics.json's ``inputs``."""
+    from ..io import hash_file
+
+    floor = None if floor_dir is None else Path(floor_dir) / "reconstructions.npz"
+    return {
+        "reconstructions_sha256": hash_file(Path(run_dir) / "reconstructions.npz"),
+        "floor_sha256": hash_file(floor) if floor is not None and floor.is_file() else None,
+        "protocols": list(normalize_protocols(protocols)),
+        "fid_n": fid_n,
+        "protocol_notes_sha256": _notes_digest(),
+    }
+
+
+def _notes_digest() -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(PROTOCOL_NOTES).encode()).hexdigest()[:16]
+
+
+def is_current(run_dir: str | Path, inputs: dict[str, Any]) -> bool:
+    """Whether ``run_dir/metrics.json`` was computed from exactly ``inputs``."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return json.loads(path.read_text()).get("inputs") == inputs
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _measured_rate(data: dict[str, Any]) -> dict[str, Any]:
+    """Tokens and bits per image actually used at test (variable-rate methods, e.g. DQ-VAE),
+    when the reconstruction recorded them; else from the codes (``-1`` = unused token)."""
+    codes = np.asarray(data["codes"])
+    tokens = data.get("tokens_used")
+    tokens = (codes >= 0).sum(1) if tokens is None else np.asarray(tokens)
+    out = {"tokens_per_image_measured": float(tokens.mean()) if tokens.size else 0.0}
+    bits = data.get("bits_measured")
+    if bits is not None:
+        out["bits_per_image_measured"] = float(np.asarray(bits, dtype=np.float64).mean())
+    else:
+        k = max(int(data["codebook_size"]), 1)
+        out["bits_per_image_measured"] = out["tokens_per_image_measured"] * math.log2(k)
     return out

@@ -3,7 +3,7 @@
 The originals a dataset's runs reconstruct are the same for every method, so their Inception
 features (float32 ``[N, 2048]`` per protocol) are computed once and kept in a folder (the
 workflow's ``<results>/.inception-features``). A file's name is a digest of the original images'
-bytes, the protocol (upscaling), and the Inception weights' description, so a hit is exactly what
+bytes, the protocol (its resizing), and the Inception weights' description, so a hit is exactly what
 would have been recomputed. Files are written atomically; a file that cannot be read, has the
 wrong shape or holds non-finite values is reported, deleted and recomputed (a crash while
 writing, a full disk or a copy gone wrong must not stop every later evaluation of the dataset).
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import save_npy
-from .protocols import VQWAE_RESAMPLE, VQWAE_SIZE
+from .protocols import PROTOCOL_SPECS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class FeatureCache:
     @staticmethod
     def key(originals: np.ndarray, protocol: str, inception_description: str) -> str:
         h = hashlib.sha256()
-        h.update(f"{protocol}|{VQWAE_SIZE}|{VQWAE_RESAMPLE}|{originals.shape}|".encode())
+        spec = PROTOCOL_SPECS[protocol]
+        h.update(f"{spec}|{originals.shape}|".encode())
         h.update(inception_description.encode())
         h.update(np.ascontiguousarray(originals).tobytes())
         return h.hexdigest()[:24]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..machine import package_versions
+from .protocols import PSNR_CAP_DB
 from .weights import WEIGHTS, ensure_weights, file_description, lpips_linear_weights_path
 
 if TYPE_CHECKING:
@@ -61,17 +62,17 @@ def _hwc_or_hw(img: np.ndarray) -> tuple[np.ndarray, int | None]:
     return img, 0
 
 
-def psnr(original: np.ndarray, reconstruction: np.ndarray) -> float:
+def psnr(original: np.ndarray, reconstruction: np.ndarray, cap: float = PSNR_CAP_DB) -> float:
     """PSNR of one image pair (uint8, or float in [0, 1]) with
     ``skimage.metrics.peak_signal_noise_ratio(data_range=1)``: 10 log10(1 / MSE), the MSE over
-    all pixels and channels. ``inf`` for identical images."""
+    all pixels and channels, capped at ``cap`` dB (identical images would be infinite)."""
     from skimage.metrics import peak_signal_noise_ratio
 
     a, b = _unit_float(original), _unit_float(reconstruction)
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
     with np.errstate(divide="ignore"):
-        return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+        return min(float(peak_signal_noise_ratio(a, b, data_range=1.0)), cap)
 
 
 SSIM_KWARGS = dict(
@@ -105,7 +106,14 @@ def psnr_batch(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray
 
 
 def ssim_batch(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per-image SSIM; NaN for every image when they are smaller than the 11x11 window."""
+    if min(np.asarray(originals).shape[-2:]) < SSIM_KWARGS["win_size"]:
+        return np.full(len(originals), np.nan)
     return np.array([ssim(a, b) for a, b in zip(originals, reconstructions)], dtype=np.float64)
+
+
+def ssim_supported(height: int, width: int) -> bool:
+    return min(height, width) >= SSIM_KWARGS["win_size"]
 
 
 _RESAMPLE = {
@@ -119,7 +127,7 @@ _RESAMPLE = {
 def upscale_pil(
     images: np.ndarray, size: int | tuple[int, int] = 256, resample: str = "bilinear"
 ) -> np.ndarray:
-    """Resize uint8 images ``[N, C, H, W]`` with ``PIL.Image.resize`` (default bilinear) to
+    """Resize uint8 images ``[N, C, H, W]`` with ``PIL.Image.resize`` (``resample``) to
     ``size`` (int: square; tuple: (height, width)). Returns uint8 ``[N, C, h, w]`` (PIL rounds),
     i.e. exactly what resizing saved PNGs with PIL gives."""
     from PIL import Image
@@ -225,6 +233,7 @@ class LPIPSMetric:
             prm.requires_grad_(False)
         self.net = net.eval().to(self.device)
         self.min_size = lpips_alex_min_size()
+        self.backend_note = "eager (lpips' own module; a traced one measured no faster)"
         version = package_versions(("lpips",))["lpips"]
         self.description = (
             f"alex v0.1 (lpips {version}, normalize=True); backbone "
@@ -250,3 +259,12 @@ class LPIPSMetric:
         with torch.inference_mode():
             d = self.net(x0, x1, normalize=True)
         return d.reshape(-1).double().cpu().numpy()
+
+    def reference(self, originals: Any, reconstructions: Any) -> np.ndarray:
+        """The eager lpips network's values (what ``__call__`` is checked against)."""
+        import torch
+
+        x0 = to_rgb_float(originals, self.device)
+        x1 = to_rgb_float(reconstructions, self.device)
+        with torch.inference_mode():
+            return self.net(x0, x1, normalize=True).reshape(-1).double().cpu().numpy()

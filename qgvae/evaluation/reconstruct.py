@@ -5,7 +5,10 @@ Writes, atomically, into the run folder:
 ``reconstructions.npz``
     ``originals`` uint8 [N, C, H, W], ``reconstructions`` uint8 [N, C, H, W] (``round``ed and
     clipped, never truncated), ``codes`` int64 [N, T] (``-1`` = token unused for that image),
-    ``codebook_size`` and ``bits_per_image``. The evaluator reads only this file.
+    ``codebook_size``, ``bits_per_image`` (the model's nominal rate), ``bits_measured`` float64
+    [N] (each image's rate from its codes, ``model.bits_for_codes``: used tokens x log2 K plus
+    any side information such as DQ-VAE's routing mask) and ``tokens_used`` int64 [N] (codes
+    >= 0 per image). The evaluator reads only this file.
 ``analysis.npz``
     ``show_index`` int [n]: the test images shown in figures (the first n).
     ``influence`` float32 [T, H, W]: mean absolute change of the decoded image (averaged over the
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data import load_split
+from ..errors import ConfigError
 from ..io import save_npz
 from ..machine import resolve_device
 from ..training.checkpoint import load_result
@@ -45,21 +49,29 @@ def reconstruct_run(
     device: str = "auto",
     n_show: int = 8,
 ) -> dict[str, int]:
+    """Write ``reconstructions.npz`` and ``analysis.npz`` of a finished run (see above).
+
+    The arguments, the device and ``model.pt`` are checked before the test split is read: a bad
+    value is a ``ConfigError``, a missing or damaged ``model.pt`` a ``RunFolderError``, and the
+    files already in the run folder are left as they are."""
+    _check_counts(test_n=test_n, batch_size=batch_size, n_show=n_show)
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     model, cfg = load_result(run_dir, dev)
     if test_n is None:
         test_n = cfg.get("eval", {}).get("test_n")
+        _check_counts(test_n=test_n, batch_size=batch_size, n_show=n_show)
     test = load_split(cfg["dataset"], cfg["data_root"], "test")
     if test_n is not None:
         test = test[:test_n]
 
-    recons, codes = [], []
+    recons, codes, bits = [], [], []
     for start in range(0, len(test), batch_size):
         x = test[start : start + batch_size].to(dev).float().div_(255)
         c = model.encode(x)
         recons.append(to_uint8(model.decode(c)).cpu())
         codes.append(c.cpu())
+        bits.append(model.bits_for_codes(c).double().cpu())
     codes_all = torch.cat(codes).long()
     save_npz(
         run_dir / "reconstructions.npz",
@@ -68,6 +80,8 @@ def reconstruct_run(
         codes=codes_all.numpy(),
         codebook_size=np.int64(model.codebook_size),
         bits_per_image=np.float64(model.bits_per_image()),
+        bits_measured=torch.cat(bits).numpy().astype(np.float64),
+        tokens_used=(codes_all >= 0).sum(1).numpy().astype(np.int64),
     )
 
     show_codes = codes_all[:n_show].to(dev)  # the shown images are decoded from their codes
@@ -83,6 +97,19 @@ def reconstruct_run(
         )
     save_npz(run_dir / "analysis.npz", **arrays)
     return {"n_images": len(test), "num_tokens": model.num_tokens}
+
+
+def _check_counts(*, test_n: int | None, batch_size: int, n_show: int) -> None:
+    """``test_n`` (None: the whole split), ``batch_size`` and ``n_show``: integers >= 1."""
+    for flag, value, least in (
+        ("--test-n (or the run config's eval.test_n)", test_n, 1),
+        ("--batch-size", batch_size, 1),
+        ("n_show", n_show, 1),
+    ):
+        if value is None and flag.startswith("--test-n"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ConfigError(f"{flag} must be an integer >= {least}, got {value!r}")
 
 
 def progressive_steps(num_tokens: int, max_steps: int = 17) -> list[int]:

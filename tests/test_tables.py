@@ -27,6 +27,8 @@ PAPER_YAML = REPO / "config" / "paper_values.yaml"
 DATASETS = {"mnist": (1, 16), "cifar10": (3, 16)}
 SEEDS = [0, 1]
 MISSING_RUN = "results/mnist/vqvae/default_aaaa0001/seed1"
+FLOOR_RUN = "results/cifar10/floor/test200"  # only CIFAR-10's runs name a floor
+FLOOR_PSNR = {"vqwae": 13.25, "native": 12.5}
 
 
 def _run_path(ds: str, method: str, variant: str, seed: int) -> str:
@@ -70,6 +72,11 @@ def _write_run(
             "rfid": {"value": float(60 - 10 * quality + rng.normal(0, 2)), "n": fid_n},
             "resolution": 256 if proto == "vqwae" else s,
         }
+        if ds == "cifar10":
+            psnr = protocols[proto]["psnr"]["mean"]
+            protocols[proto]["floor_psnr"] = FLOOR_PSNR[proto]
+            protocols[proto]["psnr_gain_over_floor_db"] = psnr - FLOOR_PSNR[proto]
+            protocols[proto]["input_dependence_db"] = 4.0 + quality
     k = 64
     frac = np.clip(rng.uniform(0.4, 1.0, tokens), 0, 1)
     metrics = {
@@ -88,6 +95,7 @@ def _write_run(
         "versions": {"torch": "2.4.0", "numpy": "1.26.4"},
         "weights": {"lpips": "alex.pth sha256:0000", "fid": "pt_inception sha256:1111"},
         "protocol_notes": f"synthetic note for {method}_{ds} & co",
+        "floor_run": FLOOR_RUN if ds == "cifar10" else None,
     }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     per_img = ["vqwae_ssim,vqwae_psnr,vqwae_lpips,native_ssim,native_psnr,native_lpips"]
@@ -105,6 +113,7 @@ def _write_run(
                 "end": "2024-01-01T01:00:00+00:00",
                 "steps": 200,
                 "epochs": 2,
+                "images_seen": 6400,
             }
         )
     )
@@ -179,6 +188,26 @@ def _write_run(
     np.savez(folder / "analysis.npz", **analysis)
 
 
+def _write_floor(folder: Path) -> None:
+    """The floor's metrics.json as `qgvae evaluate --floor <itself>` writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    protocols = {
+        p: {
+            "ssim": {"mean": 0.11, "std": 0.05, "n": 200},
+            "psnr": {"mean": psnr, "std": 2.0, "n": 200},
+            "lpips": {"mean": 0.71, "std": 0.05, "n": 200},
+            "rfid": {"value": 250.0, "n": 100},
+            "floor_psnr": psnr,
+            "psnr_gain_over_floor_db": 0.0,
+            "input_dependence_db": 0.0,
+        }
+        for p, psnr in FLOOR_PSNR.items()
+    }
+    metrics = {"n_images": 200, "dataset": "cifar10", "method": "mean_image"}
+    metrics |= {"protocols": protocols, "bits_per_image": 0.0, "floor_run": str(folder)}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
 def build_fake_tree(root: Path) -> dict:
     """Write results/ + results/plan.json under ``root``; returns the plan."""
     rng = np.random.default_rng(1234)
@@ -234,6 +263,7 @@ def build_fake_tree(root: Path) -> dict:
     )
     cell("ablation_tokens", "cifar10", "qgvae", "16", _variant("cifar10", "qgvae"), 16, {})
     plan = {"results": "results", "seeds": SEEDS, "runs": runs, "tables": tabs}
+    _write_floor(root / FLOOR_RUN)
     (root / "results").mkdir(exist_ok=True)
     (root / "results" / "plan.json").write_text(json.dumps(plan, indent=1))
     return plan
@@ -351,7 +381,7 @@ def test_mean_std_over_seeds_match_numpy(fake):
     tex = (root / "reports/tables/table1_cifar10.tex").read_text()
     rows = _table_rows(tex)
     header = rows[0]
-    assert header[2:] == ["VQ-VAE", "QG-VAE"]
+    assert header[2:] == ["VQ-VAE", "QG-VAE", "Mean image"]
     cells = {c["method"]: c for c in plan["tables"]["table1"] if c["dataset"] == "cifar10"}
     for metric, label, dec in (
         ("ssim", "SSIM", 3),
@@ -395,7 +425,7 @@ def test_paper_values_and_differences_in_the_right_cells(fake):
     # Table 2: paper DQ/QG values for CIFAR-10, nothing for the dataset-less rows
     t2 = _table_rows((root / "reports/tables/table2.tex").read_text())
     i = next(i for i, r in enumerate(t2) if r[0] == "LPIPS")
-    assert t2[i + 1][2:] == ["0.469", "0.357"]
+    assert t2[i + 1][2:] == ["0.469", "0.357", ""]  # no paper value for the mean image
 
 
 def test_missing_run_and_missing_paper_value_render_dashes(tmp_path, monkeypatch):
@@ -445,7 +475,18 @@ def test_ablation_table_rows_and_escaping(fake):
     root, plan, pv, _ = fake
     tex = (root / "reports/tables/ablation_tokens.tex").read_text()
     rows = _table_rows(tex)
-    assert rows[0] == ["Value", "SSIM", "PSNR", "LPIPS", "rFID", "Bits", "Usage (\\%)"]
+    assert rows[0] == [
+        "Value",
+        "SSIM",
+        "PSNR",
+        "LPIPS",
+        "rFID",
+        "Bits",
+        "Usage (\\%)",
+        "Gain (dB)",
+        "Indep.\\ (dB)",
+    ]
+    assert rows[-1][:3] == ["Mean image", "$0.110$", "$13.25$"]  # the floor row
     assert rows[1][0] == "8 \\& less\\_than\\_16"
     assert rows[2][0] == "16"
     for row, c in zip(rows[1:], plan["tables"]["ablation_tokens"]):
@@ -528,6 +569,26 @@ def test_table2_budgets_and_single_table_plans(tmp_path, monkeypatch):
     tex = (tmp_path / "t2/tables/table2.tex").read_text()
     assert "\\multicolumn{2}{c}{16 tokens} & \\multicolumn{2}{c}{8 tokens}" in tex
     rows = _table_rows(tex)
-    assert rows[1][2:] == ["DQ-VAE", "QG-VAE", "DQ-VAE", "QG-VAE"]
+    assert rows[1][2:] == ["DQ-VAE", "QG-VAE", "DQ-VAE", "QG-VAE", "Mean image"]
     i = next(i for i, r in enumerate(rows) if r[0] == "PSNR")
-    assert rows[i + 1][2:] == ["17.35", "21.94", "17.35", "21.94"]
+    assert rows[i + 1][2:] == ["17.35", "21.94", "17.35", "21.94", ""]
+
+
+def test_table1_shows_the_floor_and_the_gain_over_it(fake):
+    """CIFAR-10's runs name a floor: its column holds the floor's numbers, and every method's
+    gain and input dependence rows hold the mean over seeds; MNIST's runs name none: no column."""
+    root, plan, pv, _ = fake
+    tex = (root / "reports/tables/table1_cifar10.tex").read_text()
+    rows = _table_rows(tex)
+    assert rows[0][-1] == "Mean image"
+    psnr_ours = next(r for r in rows if r[:2] == ["PSNR", "ours"])
+    assert psnr_ours[-1] == "$13.25$"
+    gain = next(r for r in rows if r[0].startswith("PSNR $-$ mean image"))
+    for col, cell in enumerate(c for c in plan["tables"]["table1"] if c["dataset"] == "cifar10"):
+        vals = [v - 13.25 for v in _metrics_vals(root, cell["runs"], "vqwae", "psnr")]
+        assert gain[2 + col] == _expected(vals, 2)
+    assert gain[-1] == "$0.00$"
+    assert "Mean image: the training split's mean image" in tex
+    assert "Scale: 200 optimiser steps per run (2 epochs, 6,400 training images seen)" in tex
+    mnist = _table_rows((root / "reports/tables/table1_mnist.tex").read_text())
+    assert "Mean image" not in mnist[0]

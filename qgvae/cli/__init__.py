@@ -4,8 +4,9 @@ One module per stage (``data``: prepare-data, verify-data, plan; ``train``: trai
 ``evaluate``: reconstruct, evaluate, fetch-weights; ``render``: tables, figures, report), each
 with an ``add_parsers(sub)`` and small ``_cmd_<name>(args) -> int`` functions that call the core
 and print what it returns. Errors of the core are :class:`qgvae.errors.QGVAEError` subclasses;
-they are printed here, once, as ``qgvae COMMAND: error: MESSAGE`` on stderr, and the process
-exits with the class's ``exit_code`` (see :mod:`qgvae.errors`).
+they are printed here, once, as ``qgvae COMMAND: error: MESSAGE`` on stderr (one line: any
+line break in a message is folded), and the process exits with the class's ``exit_code`` (see
+:mod:`qgvae.errors`); an ``OSError`` is reported the same way with status 1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 from .. import __version__
 from ..errors import QGVAEError
-from . import data, evaluate, render, train
+from . import data, evaluate, prior, render, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for stage in (data, train, evaluate, render):
+    for stage in (data, train, evaluate, prior, render):
         stage.add_parsers(sub)
     return parser
 
@@ -40,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except QGVAEError as exc:
-        print(f"qgvae {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except FileNotFoundError as exc:
-        print(f"qgvae {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _report(args.command, str(exc), exc.exit_code)
+    except OSError as exc:  # e.g. [Errno 13] Permission denied: 'results/x' (names the file)
+        return _report(args.command, str(exc), 1)
+
+
+def _report(command: str, message: str, exit_code: int) -> int:
+    """The one place an error becomes output: one line on stderr, and the exit status."""
+    one_line = " ".join(message.split())
+    print(f"qgvae {command}: error: {one_line}", file=sys.stderr)
+    return exit_code

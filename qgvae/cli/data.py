@@ -69,11 +69,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from ..io import write_text
     from ..plan import build_plan, subplan
 
-    try:
-        workflow_config = json.loads(args.config_json)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
-    plan = build_plan(workflow_config)
+    if args.plan_file is not None:  # a table's plan from the whole plan: no config to resolve
+        from .common import read_plan
+
+        if not args.table:
+            raise ConfigError("--from needs --table (the table whose plan to write)")
+        plan = read_plan(args.plan_file)
+    else:
+        try:
+            workflow_config = json.loads(args.config_json)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+        plan = build_plan(workflow_config)
     if args.table:
         plan = subplan(plan, args.table)
     write_text(args.out, json.dumps(plan, indent=1) + "\n")
@@ -145,7 +152,15 @@ def _plan_parser(sub: Any) -> None:
         "(config/*.yaml, as JSON) into every run folder and table cell and write them as JSON "
         "(qgvae.plan.build_plan). Tables, figures and the report read this file.",
     )
-    p.add_argument("--config-json", required=True, help="the workflow config as a JSON string")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config-json", help="the workflow config as a JSON string")
+    src.add_argument(
+        "--from",
+        dest="plan_file",
+        metavar="PLAN",
+        help="with --table: cut the table's plan out of this whole plan (a JSON file written "
+        "by qgvae plan) instead of resolving the config again",
+    )
     p.add_argument("--out", required=True, help="plan file to write (JSON)")
     p.add_argument("--table", help="only this table's cells and runs (e.g. ablation_heads)")
 

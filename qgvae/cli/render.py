@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add, need_file
+from .common import add, need_file, read_paper_values, read_plan
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
     from ..rendering import render_tables
 
-    plan, paper = need_file("plan", args.plan), need_file("paper values", args.paper)
+    plan, paper = read_plan(args.plan), read_paper_values(args.paper)
     written = render_tables(
-        plan, paper, args.out, args.outdir, protocol=args.protocol, root=args.root
+        plan,
+        paper,
+        args.out,
+        args.outdir,
+        protocol=args.protocol,
+        root=args.root,
+        differences=args.differences,
     )
     print(f"qgvae tables: wrote {len(written) - 1} table files under {args.outdir} and {args.out}")
     return 0
@@ -25,8 +30,8 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from ..rendering import render_figures
 
-    plan = need_file("plan", args.plan)
-    paper = args.paper if args.paper and Path(args.paper).is_file() else None
+    plan = read_plan(args.plan)
+    paper = read_paper_values(args.paper) if args.paper and Path(args.paper).is_file() else None
     written, no_data = render_figures(
         plan,
         args.outdir,
@@ -34,6 +39,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         only=args.only,
         protocol=args.protocol,
         paper_values=paper,
+        intervals=args.intervals,
     )
     for stem, reason in no_data.items():
         print(f"qgvae figures: {stem}: no data: {reason}")
@@ -42,16 +48,67 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from ..rendering.report import NO_TEX, build_pdf, find_tex, write_report_tex
-    from ..rendering.results import load_paper_values
+def _cmd_differences(args: argparse.Namespace) -> int:
+    from ..rendering.differences import write_differences
 
-    plan = json.loads(need_file("plan", args.plan).read_text())
+    diff_path, int_path, n = write_differences(
+        read_plan(args.plan),
+        args.outdir,
+        root=args.root,
+        resamples=args.resamples,
+        rfid_resamples=args.rfid_resamples,
+        seed=args.seed,
+    )
+    print(f"qgvae differences: {n} paired differences -> {diff_path}; intervals -> {int_path}")
+    return 0
+
+
+def _cmd_timing(args: argparse.Namespace) -> int:
+    from ..rendering.timing import timing_text
+
+    print(f"compute of {args.results} by stage (Snakemake benchmark files):")
+    print(timing_text(args.results))
+    return 0
+
+
+def _cmd_markdown(args: argparse.Namespace) -> int:
+    from ..rendering.markdown import render_markdown
+
+    plan = read_plan(args.plan)
+    paper = read_paper_values(args.paper)
+    if args.reading is not None:
+        need_file("reading", args.reading)
+    out = render_markdown(
+        plan,
+        paper,
+        args.out,
+        root=args.root,
+        results=args.results or plan.get("results", "results"),
+        figures=args.figures,
+        differences=args.differences,
+        command=args.command,
+        title=args.title,
+        reading=args.reading,
+    )
+    print(f"qgvae markdown: wrote {out} (figures in {out.parent / out.stem})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..errors import ToolError
+    from ..io import write_text
+    from ..rendering.report import NO_TEX, build_pdf, find_tex, write_report_tex
+
+    plan = read_plan(args.plan)
     pv: dict[str, Any] = {}
     if args.paper and Path(args.paper).is_file():
-        pv = load_paper_values(args.paper)
+        pv = read_paper_values(args.paper)
     else:
-        print(f"qgvae report: paper values {args.paper} not found; no deviations listed from it")
+        print(
+            f"qgvae report: warning: paper values {args.paper} not found; no deviations listed "
+            "from it",
+            file=sys.stderr,
+        )
     out_pdf = Path(args.out)
     out_tex = out_pdf.with_suffix(".tex")
     notes = Path(args.methods_notes) if args.methods_notes else None
@@ -72,8 +129,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     ok, tail = build_pdf(out_tex, out_pdf)
     if not ok:
-        print(f"qgvae report: {out_tex} written but LaTeX failed:\n{tail}", file=sys.stderr)
-        return 1
+        log = out_tex.with_suffix(".build.log")
+        write_text(log, tail)
+        raise ToolError(
+            f"{out_tex} written but LaTeX failed to build {out_pdf}; the end of its log is in "
+            f"{log}: fix what it reports, or pass --no-build"
+        )
     print(f"qgvae report: wrote {out_tex} and {out_pdf}")
     return 0
 
@@ -103,11 +164,51 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--out", default="reports/tables.tex", help="combined .tex of all tables")
     t.add_argument("--outdir", default="reports/tables", help="folder for one file per table")
     t.add_argument(
+        "--differences",
+        default=None,
+        metavar="CSV",
+        help="paired_differences.csv (qgvae differences): Table 1 marks the baselines whose "
+        "difference from QG-VAE has a 95%% interval excluding 0",
+    )
+    t.add_argument(
         "--protocol",
         default="vqwae",
         choices=PROTOCOLS,
         help="main protocol (compared with the paper when it is the paper's)",
     )
+
+    d = add(
+        sub,
+        "differences",
+        _cmd_differences,
+        "paired bootstrap intervals of every Table-1 comparison (CSV)",
+        "Resample the test images (paired across methods) and the seeds (outer level) to give "
+        "95%% intervals: OUTDIR/paired_differences.csv (method minus baseline, every pair and "
+        "the mean-image floor) and OUTDIR/method_intervals.csv (each cell's own interval). "
+        "Reads metrics_per_image.csv and the stored Inception features only.",
+    )
+    d.add_argument("--plan", default="results/plan.json", help="the run plan (qgvae plan)")
+    d.add_argument("--root", default=".", help="folder the plan's run paths are relative to")
+    d.add_argument("--outdir", default="reports/tables", help="folder for the two CSV files")
+    d.add_argument("--resamples", type=int, default=2000, help="resamples (SSIM, PSNR, LPIPS)")
+    d.add_argument(
+        "--rfid-resamples",
+        type=int,
+        default=200,
+        help="resamples for rFID (each costs one eigendecomposition per run; 0: none)",
+    )
+    d.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+
+    tm = add(
+        sub,
+        "timing",
+        _cmd_timing,
+        "wall and CPU seconds per stage of a workflow run (train, evaluate, render, ...)",
+        "Sum Snakemake's benchmark files under RESULTS/benchmarks by stage: train, reconstruct "
+        "(and the mean-image floors), evaluate, generation, render (plans, tables, figures, "
+        "report).",
+    )
+    tm.add_argument("results", nargs="?", default="results", help="the workflow's results folder")
 
     g = add(
         sub,
@@ -120,6 +221,13 @@ def add_parsers(sub: Any) -> None:
     common(g)
     g.add_argument("--outdir", default="reports/figures")
     g.add_argument(
+        "--intervals",
+        default=None,
+        metavar="CSV",
+        help="method_intervals.csv (qgvae differences): error bars of the rate-distortion "
+        "figure (default: s.d. over seeds)",
+    )
+    g.add_argument(
         "--only",
         nargs="+",
         metavar="NAME",
@@ -131,6 +239,30 @@ def add_parsers(sub: Any) -> None:
         choices=PROTOCOLS,
         help="protocol of the metric-based figures",
     )
+
+    m = add(
+        sub,
+        "markdown",
+        _cmd_markdown,
+        "a benchmark's results as one Markdown page (docs/results/*.md)",
+        "Write a Markdown page from the run folders only: the command, commit, hardware and "
+        "stage times; training (where each run left the plateau); Table 1 per protocol with the "
+        "paper's values and the mean-image floor; QG-VAE minus each baseline with paired "
+        "bootstrap intervals; which of the paper's orderings hold; the figures (PNG copies in "
+        "a folder named after --out). Only --reading is hand-written, and included verbatim.",
+    )
+    common(m)
+    m.add_argument("--out", required=True, help="the Markdown file to write")
+    m.add_argument("--title", required=True, help="the page's title")
+    m.add_argument("--command", required=True, help="the command that produced the results")
+    m.add_argument("--results", default=None, help="results folder (default: the plan's)")
+    m.add_argument("--figures", default="reports/figures", help="figures folder (qgvae figures)")
+    m.add_argument(
+        "--differences",
+        default="reports/tables/paired_differences.csv",
+        help="paired_differences.csv (qgvae differences)",
+    )
+    m.add_argument("--reading", default=None, metavar="FILE", help="hand-written reading (.md)")
 
     r = add(
         sub,

@@ -28,13 +28,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps  # 0 or less is refused by the schema
     if overrides:
         cfg = run_config.resolve(run_config.deep_merge(cfg, {"train": overrides}))
+    _check_before_training(cfg, args.out)
     meta = train(cfg, args.out, progress=args.progress)
     print(f"finished {meta['steps']} steps ({meta['epochs']:.2f} epochs) -> {args.out}/{RESULT}")
     return 0
 
 
+def _check_before_training(cfg: dict[str, Any], out: str) -> None:
+    """What can be refused before the run folder is created or any data is read: --out that is
+    not a folder, a device that is not there, a model its constructor rejects, a damaged
+    run.json or checkpoint.pt, another configuration's checkpoint, a run training there."""
+    from pathlib import Path
+
+    from .. import config as run_config
+    from ..machine import resolve_device
+    from ..training.checkpoint import check_resumable
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise run_config.ConfigError(f"--out {out} is a file, not a run folder; give a folder")
+    resolve_device(cfg["train"]["device"])
+    run_config.check_buildable(cfg)
+    check_resumable(out, cfg)  # run.json and checkpoint.pt of an earlier attempt
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
+
+    if args.what == "eval":
+        from .evaluate import bench_eval
+
+        return bench_eval(args)
 
     from .. import config as run_config
     from ..io import write_json
@@ -104,13 +127,31 @@ def add_parsers(sub: Any) -> None:
         "bench",
         _cmd_bench,
         "print training throughput (images/s) on CPU and GPU",
-        "Measure training images/s of a configuration (default: QG-VAE, CIFAR-10 paper "
-        "setting, batch 32) with synthetic input: eager vs compiled, fp32 vs bf16 (CUDA "
-        "only), and the share of step time spent outside the model.",
+        "train: measure training images/s of a configuration (default: QG-VAE, CIFAR-10 "
+        "paper setting, batch 32) with synthetic input: eager vs compiled, fp32 vs bf16 (CUDA "
+        "only), and the share of step time spent outside the model. eval: CPU-s per image of "
+        "every evaluation stage, and the harness's Inception / LPIPS against pytorch-fid's "
+        "get_activations loop and lpips' module on the same images and threads.",
+    )
+    b.add_argument(
+        "what",
+        nargs="?",
+        choices=["train", "eval"],
+        default="train",
+        help="train: training images/s (default); eval: evaluation CPU-s per image by stage, "
+        "and the fast Inception / LPIPS paths against pytorch-fid's and lpips' own loops",
     )
     b.add_argument(
         "--config",
         help="run config file to benchmark instead of the paper's CIFAR-10 QG-VAE setting",
+    )
+    b.add_argument("--images", type=int, default=100, help="eval: images per measurement")
+    b.add_argument("--dataset", default="cifar10", help="eval: image shape of this dataset")
+    b.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "eager", "traced", "compiled"],
+        help="eval: the Inception backend of the harness rows",
     )
     b.add_argument(
         "--devices",

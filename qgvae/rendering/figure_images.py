@@ -20,7 +20,7 @@ from .plots import (
     strip,
     to_hwc,
 )
-from .results import first_with, load_npz, seed_of
+from .results import first_with, floor_of, load_npz, scale_text, seed_of
 
 # the dataset the token-influence figure prefers (its images are the most telling)
 INFLUENCE_DATASETS = ("cifar10", "celeba64", "svhn", "mnist", "photos")
@@ -60,6 +60,15 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
         ):
             warnings.append(f"{method}'s originals differ from the input row")
         rows.append(ReconRow(f"{method}\n(seed {seed_of(ctx.plan, run)})", recon))
+    runs = [r for c in cells for r in c.get("runs", [])]
+    floor = floor_of(ctx.root, runs)
+    if floor is not None:
+        data, why = load_npz(ctx.root / floor / "reconstructions.npz", ("reconstructions",))
+        rows.append(
+            ReconRow("mean image\n(floor)", None if data is None else data["reconstructions"], why)
+        )
+        if data is not None:
+            sources.append(f"{floor}/reconstructions.npz")
     if originals is None:
         raise NoData(
             "no reconstructions.npz in any Table-1 run of "
@@ -86,7 +95,8 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
     caption = (
         f"Test reconstructions on {ctx.names.dataset(dataset)}: the first row shows the first "
         f"{n} test images, each further row one Table-1 method (first available seed, "
-        f"stated per row)."
+        f"stated per row; {scale_text(ctx.root, runs)})"
+        + (", and the last row the floor: the training mean image." if floor else ".")
     )
     if warnings:
         caption += " Warning: " + "; ".join(warnings) + "."
@@ -208,6 +218,7 @@ def fig_progressive(ctx: Context, max_runs: int = 2, max_images: int = 3, max_k:
         )
         + "."
     )
+    caption += f" Runs {scale_text(ctx.root, [b.run for b in blocks])}."
     return Figure(fig, caption, [f"{b.run}/analysis.npz" for b in blocks])
 
 
@@ -302,4 +313,5 @@ def fig_influence(ctx: Context, n_tokens: int = 6) -> Figure:
     )
     if len(got) < 2:
         caption += f" Only {ctx.names.method(got[0].method)} has data: " + "; ".join(reasons) + "."
+    caption += f" Runs {scale_text(ctx.root, [item.run for item in got])}."
     return Figure(fig, caption, [f"{item.run}/analysis.npz" for item in got])

@@ -10,7 +10,18 @@ from typing import Any
 import numpy as np
 
 from .plots import FULL_W, Context, Figure, NoData, mpl_text, panel_note, pyplot
-from .results import DDOF, CellStats, load_cell, read_log, seed_of, usage_per_position
+from .results import (
+    DDOF,
+    CellStats,
+    finite_float,
+    load_cell,
+    load_floor,
+    read_json,
+    read_log,
+    scale_text,
+    seed_of,
+    usage_per_position,
+)
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -83,6 +94,8 @@ def fig_code_usage(ctx: Context) -> Figure:
         "fraction of each position's codebook used and the perplexity of its code "
         "distribution, averaged over the seeds given in the legend."
     )
+    runs = sorted({s.rsplit("/", 1)[0] for s in sources})
+    caption += f" Runs {scale_text(ctx.root, runs)}."
     return Figure(fig, caption, sources)
 
 
@@ -134,6 +147,13 @@ def fig_training(ctx: Context) -> Figure:
                     sources.append(f"{run}/train_log.jsonl")
     if not logs:
         raise NoData("no train_log.jsonl in any Table-1 run")
+    floors: dict[str, float] = {}  # dataset -> validation floor PSNR (run.json)
+    for ds in datasets:
+        for c in (c for c in table1 if c["dataset"] == ds):
+            for run in c.get("runs", []):
+                rj, _ = read_json(ctx.root / run / "run.json")
+                if rj and finite_float(rj.get("val_floor_psnr")) is not None:
+                    floors.setdefault(ds, float(rj["val_floor_psnr"]))
     plt = pyplot()
     fig, axes = plt.subplots(
         len(datasets), 3, figsize=(FULL_W, 1.75 * len(datasets) + 0.45), squeeze=False
@@ -165,6 +185,9 @@ def fig_training(ctx: Context) -> Figure:
                     ms=2,
                 )
                 any_line = True
+            if key == "psnr" and ds in floors:
+                ax.axhline(floors[ds], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
+                ax.axhline(floors[ds] + 3.0, color="0.65", ls=":", lw=0.8, label="floor + 3 dB")
             if r == 0:
                 ax.set_title(title)
             if r == len(datasets) - 1:
@@ -185,10 +208,13 @@ def fig_training(ctx: Context) -> Figure:
             handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0)
         )
     fig.tight_layout(rect=(0, 0.35 / (1.75 * len(datasets) + 0.45) + 0.02, 1, 1))
+    runs = [r for c in table1 for r in c.get("runs", [])]
     caption = (
         "Training curves of the Table-1 runs (train_log.jsonl): training loss and MSE and "
         "validation PSNR against optimiser steps, one row per dataset and one line per "
-        "seed; the number of seeds per method is in the legend."
+        "seed; the number of seeds per method is in the legend. Dashed: the validation PSNR of "
+        "the training mean image (the floor), dotted: 3 dB above it, the margin a run must "
+        f"clear to count as reconstructing its input. Runs {scale_text(ctx.root, runs)}."
     )
     return Figure(fig, caption, sources)
 
@@ -200,16 +226,26 @@ RD_TABLES = ("table1", "table2", "ablation_tokens")
 RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
 
 
-def _rd_cells(ctx: Context) -> list[dict[str, Any]]:
-    """The cells of RD_TABLES, each set of runs once."""
+def _rd_cells(ctx: Context) -> list[tuple[str, dict[str, Any]]]:
+    """(table, cell) of RD_TABLES, each set of runs once."""
     out, seen = [], set()
     for name in RD_TABLES:
         for c in ctx.cells(name):
             key = tuple(c.get("runs", []))
             if key not in seen:
                 seen.add(key)
-                out.append(c)
+                out.append((name, c))
     return out
+
+
+def _interval(ctx: Context, table: str, cell: Mapping[str, Any], metric: str):
+    """(low, high) of the cell's 95 % bootstrap interval (method_intervals.csv), or None."""
+    want = (cell["dataset"], table, str(cell["label"]), cell["method"], ctx.protocol, metric)
+    for row in ctx.intervals:
+        key = tuple(row[k] for k in ("dataset", "table", "label", "method", "protocol", "metric"))
+        if key == want and row["ci_low"] and row["ci_high"]:
+            return float(row["ci_low"]), float(row["ci_high"])
+    return None
 
 
 def _bits_axis(ax, bits: Sequence[float]) -> None:
@@ -231,10 +267,13 @@ def _bits_axis(ax, bits: Sequence[float]) -> None:
 
 def fig_rate_distortion(ctx: Context) -> Figure:
     cells: dict[str, list[tuple[str, CellStats]]] = {}  # dataset -> (method, stats)
-    for c in _rd_cells(ctx):
+    where: dict[int, tuple[str, dict[str, Any]]] = {}  # id(stats) -> (table, cell)
+    for table, c in _rd_cells(ctx):
         stats = load_cell(ctx.plan, c, ctx.protocol, ctx.root)
         if stats.values("bits") and any(stats.values(k) for k, _ in RD_METRICS):
             cells.setdefault(c["dataset"], []).append((c["method"], stats))
+            where[id(stats)] = (table, c)
+    use_ci = bool(ctx.intervals)
     if not cells:
         raise NoData(
             "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
@@ -247,21 +286,24 @@ def fig_rate_distortion(ctx: Context) -> Figure:
     for r, (ds, items) in enumerate(cells.items()):
         for col, (metric, metric_label) in enumerate(RD_METRICS):
             ax = axes[r, col]
-            by_method: dict[str, list[tuple[float, float, float]]] = {}  # (bits, mean, sd)
-            for method, stats in items:
+            by_method: dict[str, list[tuple[float, float, float, float]]] = {}
+            for method, stats in items:  # (bits, mean, error below, error above)
                 vals = stats.values(metric)
                 if not vals:
                     continue
-                by_method.setdefault(method, []).append((stats.mean("bits"), *_mean_sd(vals)))
+                mean, sd = _mean_sd(vals)
+                ci = _interval(ctx, *where[id(stats)], metric) if use_ci else None
+                low, high = (mean - ci[0], ci[1] - mean) if ci else (sd, sd)
+                by_method.setdefault(method, []).append((stats.mean("bits"), mean, low, high))
                 seed_counts.add(len(vals))
                 sources += [f"{run}/metrics.json" for _, run in stats.present]
             for method, points in by_method.items():
                 points.sort()
-                x, y, e = map(np.asarray, zip(*points))
+                x, y, lo, hi = map(np.asarray, zip(*points))
                 ax.errorbar(
                     x,
                     y,
-                    yerr=e,
+                    yerr=np.stack([np.clip(lo, 0, None), np.clip(hi, 0, None)]),
                     color=ctx.colour(method),
                     marker="o",
                     ms=3,
@@ -269,6 +311,10 @@ def fig_rate_distortion(ctx: Context) -> Figure:
                     capsize=2,
                     label=mpl_text(ctx.names.method(method)),
                 )
+            floor = load_floor(ctx.plan, [st for _, st in items], ctx.protocol, ctx.root)
+            floor_vals = [] if floor is None else floor.values(metric)
+            if floor_vals:
+                ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
             _bits_axis(ax, [b for _, stats in items for b in stats.values("bits")])
             ax.set_xlabel("bits per image")
             if col or len(cells) == 1:
@@ -282,8 +328,16 @@ def fig_rate_distortion(ctx: Context) -> Figure:
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
         "image "
         "of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
-        f"ablation; points are means over seeds ({nseeds} seeds per point), error bars one "
-        f"s.d. (ddof={DDOF}), lines join one method's settings."
+        f"ablation; points are means over seeds ({nseeds} seeds per point), error bars "
+        + (
+            "95% bootstrap intervals (test images resampled, seeds as an outer level; "
+            "method_intervals.csv)"
+            if use_ci
+            else f"one s.d. (ddof={DDOF}) over seeds"
+        )
+        + "; lines join one method's settings; dashed: the training mean image "
+        "(the floor). "
+        f"Runs {scale_text(ctx.root, sorted({s.split('/metrics.json')[0] for s in sources}))}."
     )
     return Figure(fig, caption, sorted(set(sources)))
 
@@ -343,6 +397,10 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
                     label=mpl_text(ctx.names.method(method)),
                     lw=1,
                 )
+        floor = load_floor(ctx.plan, [st for _, st in stats], ctx.protocol, ctx.root)
+        floor_vals = [] if floor is None or key in ("bits", "usage") else floor.values(key)
+        if floor_vals:
+            ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(
             [mpl_text(x) for x in labels],
@@ -362,7 +420,12 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
     if handles:
         fig.legend(
             handles,
-            [f"{label} (mean $\\pm$ s.d., {ns} seeds)" for label in legend_labels],
+            [
+                label
+                if label.startswith("mean image")
+                else f"{label} (mean $\\pm$ s.d., {ns} seeds)"
+                for label in legend_labels
+            ],
             loc="lower center",
             ncol=min(len(legend_labels), 4),
             bbox_to_anchor=(0.5, -0.01),
@@ -371,10 +434,11 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     on = ", ".join(dict.fromkeys(ctx.names.dataset(c["dataset"]) for c in cells))
     missing = [f"{c['label']}/{ctx.names.method(c['method'])}" for c, st in stats if not st.present]
+    runs = [r for c in cells for r in c.get("runs", [])]
     caption = (
         f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "
         f"means ± one s.d. (ddof={DDOF}) over {ns} seeds, small dots the individual "
-        "seeds."
+        f"seeds; dashed: the training mean image (the floor). Runs {scale_text(ctx.root, runs)}."
     )
     if missing:
         caption += " No data for: " + ", ".join(missing) + "."

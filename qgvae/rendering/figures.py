@@ -20,6 +20,8 @@ rate_distortion    ``rate_distortion``         ``metrics.json`` of Table 1, Tabl
                                                against bits per image
 ablations          ``ablation_<axis>``         ``metrics.json`` of each ablation's cells,
                                                mean +- s.d. over seeds (ddof=1) + every seed
+generation         ``generation_fid``,         the generation study's prior folders
+                   ``generation_samples``      (``plan["generation"]``; figure_generation)
 =================  ==========================  ==============================================
 
 Every declared figure is always written (``figure_stems(plan)`` lists them): when its inputs
@@ -37,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .differences import read_differences
+from .figure_generation import fig_generation_fid, fig_generation_samples
 from .figure_images import fig_influence, fig_progressive, fig_reconstructions
 from .figure_metrics import fig_ablation, fig_code_usage, fig_rate_distortion, fig_training
 from .plots import Context, Figure, NoData, no_data_figure, pyplot, save_figure, style
@@ -52,6 +56,7 @@ FAMILIES = (
     "training",
     "rate_distortion",
     "ablations",
+    "generation",
 )
 
 
@@ -96,6 +101,11 @@ def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
             specs.append(
                 Spec("ablations", name, fig_ablation, {"table": name}, f"Ablation: {axis}")
             )
+    if plan.get("generation"):  # the generation study (qgvae.rendering.figure_generation)
+        specs += [
+            Spec("generation", "generation_fid", fig_generation_fid, {}, "Generation: gFID"),
+            Spec("generation", "generation_samples", fig_generation_samples, {}, "Samples"),
+        ]
     return specs
 
 
@@ -111,6 +121,7 @@ def render_figures(
     only: Sequence[str] | None = None,
     protocol: str = "vqwae",
     paper_values: Mapping[str, Any] | str | Path | None = None,
+    intervals: str | Path | None = None,
 ) -> tuple[list[Path], dict[str, str]]:
     """Write the figures (all, or those whose family or stem is in ``only``).
 
@@ -126,7 +137,9 @@ def render_figures(
                 f"unknown figure(s) {unknown}; families: {list(FAMILIES)}, stems: {stems}"
             )
         specs = [s for s in specs if s.family in only or s.stem in only]
-    ctx = Context.build(plan, Path(root), protocol, paper_values_of(paper_values))
+    ctx = Context.build(
+        plan, Path(root), protocol, paper_values_of(paper_values), read_differences(intervals)
+    )
     outdir = Path(outdir)
     written: list[Path] = []
     no_data: dict[str, str] = {}

@@ -234,6 +234,30 @@ def n_phrase(cells: Sequence[tuple[str, CellStats | None]]) -> str:
     return text
 
 
+def _span(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}--{fmt.format(hi)}"
+
+
+def scale_phrase(cells: Sequence[tuple[str, CellStats | None]]) -> str:
+    """How long the runs of a table trained (run.json): steps, epochs and images seen, so that a
+    table from a toy configuration cannot be taken for the paper's experiment."""
+    steps, epochs, seen = [], [], []
+    for _, stats in cells:
+        if stats is None:
+            continue
+        steps += stats.values("steps")
+        epochs += stats.values("epochs")
+        seen += stats.values("images_seen")
+    if not steps:
+        return "Training length unknown (no run.json)."
+    text = f"Scale: {_span(steps)} optimiser steps per run"
+    if epochs:
+        text += f" ({_span(epochs, '{:.3g}')} epochs"
+        text += f", {_span(seen)} training images seen)" if seen else ")"
+    return latex_escape(text) + "."
+
+
 def seeds_phrase(plan: Mapping[str, Any], cells: Sequence[tuple[str, CellStats | None]]) -> str:
     seeds: dict[int, None] = {}
     for _, stats in cells:

@@ -1,4 +1,5 @@
-"""Display names of the plan's methods and datasets, from the registries.
+"""Display names of the plan's methods and datasets: those ``build_plan`` recorded in the plan
+(``plan["names"]``), else from the registries.
 
 A method's name is its class's ``display_name`` (``qgvae.methods.display_name``, with the class
 a run config's ``method_class`` names, if any); a dataset's is ``qgvae.data.display_name``.
@@ -52,6 +53,10 @@ class Names:
 
     @classmethod
     def from_plan(cls, plan: Mapping[str, Any]) -> Names:
+        recorded = plan.get("names") or {}  # build_plan records them: no model code needed
+        if recorded.get("methods") is not None and recorded.get("datasets") is not None:
+            methods = {m: recorded["methods"].get(m, m) for m in plan_methods(plan)}
+            return cls(methods=methods, datasets=dict(recorded["datasets"]))
         return cls(
             methods={m: method_display_name(m, spec) for m, spec in plan_methods(plan).items()},
             datasets={d: dataset_display_name(d) for d in plan_datasets(plan)},
@@ -60,6 +65,8 @@ class Names:
     def method(self, method: str) -> str:
         if method in self.methods:
             return self.methods[method]
+        if method == "mean_image":
+            return "Mean image"
         return method_display_name(method)
 
     def dataset(self, dataset: str) -> str:

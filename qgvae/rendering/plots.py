@@ -41,6 +41,7 @@ class Context:
     colours: Mapping[str, Any]  # method -> matplotlib colour
     protocol: str = "vqwae"
     paper: Mapping[str, Any] = field(default_factory=dict)  # config/paper_values.yaml
+    intervals: Sequence[Mapping[str, str]] = ()  # method_intervals.csv rows (qgvae differences)
 
     @classmethod
     def build(
@@ -49,10 +50,11 @@ class Context:
         root: Path,
         protocol: str = "vqwae",
         paper: Mapping[str, Any] | None = None,
+        intervals: Sequence[Mapping[str, str]] = (),
     ) -> Context:
         names = Names.from_plan(plan)
         colours = method_colours(list(names.methods))
-        return cls(plan, Path(root), names, colours, protocol, dict(paper or {}))
+        return cls(plan, Path(root), names, colours, protocol, dict(paper or {}), intervals)
 
     def cells(self, table: str) -> list[dict[str, Any]]:
         return (self.plan.get("tables") or {}).get(table) or []

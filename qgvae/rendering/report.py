@@ -168,6 +168,31 @@ def methods_section(
     return "\n\n".join(out) + "\n"
 
 
+def compute_section(plan: Mapping[str, Any], root: Path) -> str:
+    """Where the compute went, by stage, from Snakemake's benchmark files (qgvae timing)."""
+    from .timing import timing
+
+    stages = timing(root / str(plan.get("results", "results")))
+    if not stages:
+        return ""
+    rows = [
+        f"{latex_escape(name)} & {s.jobs} & {s.wall_s:.0f} & {s.cpu_s:.0f} \\\\"
+        for name, s in stages.items()
+    ]
+    return "\n".join(
+        [
+            "\\subsection*{Compute}",
+            "Wall and CPU seconds of the workflow's jobs by stage, summed over jobs (jobs run "
+            "side by side; Snakemake's benchmark files; the jobs that have run when this report "
+            "was written).",
+            "\\par\\smallskip\\begin{tabular}{lrrr}\\toprule",
+            "Stage & Jobs & Wall (s) & CPU (s) \\\\\\midrule",
+            *rows,
+            "\\bottomrule\\end{tabular}",
+        ]
+    )
+
+
 def figures_section(plan: Mapping[str, Any], fig_dir: Path, tex_dir: Path) -> str:
     from .figures import figure_stems
 
@@ -241,6 +266,7 @@ def write_report_tex(
         "\\begin{document}",
         "\\maketitle",
         methods_section(plan, pv, root, notes_file),
+        compute_section(plan, root),
         tables_section(tables_tex),
         figures_section(plan, fig_dir, out_tex.parent),
         "\\end{document}",

@@ -83,6 +83,41 @@ def first_with(
     return None, None, "; ".join(reasons) or "cell has no runs"
 
 
+def floor_of(root: Path, runs: Sequence[str]) -> str | None:
+    """The floor run folder (metrics.json ``floor_run``) the first evaluated run names."""
+    for run in runs:
+        metrics, _ = read_json(root / run / "metrics.json")
+        if metrics and metrics.get("floor_run"):
+            return str(metrics["floor_run"])
+    return None
+
+
+def scale_text(root: Path, runs: Sequence[str]) -> str:
+    """'trained S optimiser steps (E epochs, I images seen)' from the runs' run.json files."""
+    steps, epochs, seen = set(), set(), set()
+    for run in runs:
+        rj, _ = read_json(root / run / "run.json")
+        s = run_scale(rj)
+        if s["steps"] is not None:
+            steps.add(int(s["steps"]))
+            if s["epochs"] is not None:
+                epochs.add(round(s["epochs"], 3))
+            if s["images_seen"] is not None:
+                seen.add(int(s["images_seen"]))
+
+    def span(values: set, fmt: str) -> str:
+        lo, hi = min(values), max(values)
+        return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+    if not steps:
+        return "training length unknown (no run.json)"
+    text = f"trained {span(steps, '{:,}')} optimiser steps"
+    if epochs:
+        text += f" ({span(epochs, '{:.3g}')} epochs"
+        text += f", {span(seen, '{:,}')} images seen)" if seen else ")"
+    return text
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Rows of a train_log.jsonl; partial or corrupt lines are skipped."""
     rows = []
@@ -132,7 +167,23 @@ def run_values(metrics: Mapping[str, Any], protocol: str) -> dict[str, float | N
     out["n"] = n if n is not None else (finite_float(metrics.get("n_images")) if proto else None)
     out["fid_n"] = finite_float((proto.get("rfid") or {}).get("n"))
     out["resolution"] = finite_float(proto.get("resolution"))
+    out["gain"] = finite_float(proto.get("psnr_gain_over_floor_db"))
+    out["indep"] = finite_float(proto.get("input_dependence_db"))
+    out["floor_psnr"] = finite_float(proto.get("floor_psnr"))
+    out["bits_measured"] = finite_float(metrics.get("bits_per_image_measured"))
+    out["tokens_measured"] = finite_float(metrics.get("tokens_per_image_measured"))
     return out
+
+
+def run_scale(run_json: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """How long a run trained, from its run.json: optimiser steps, epochs, images seen."""
+    rj = run_json or {}
+    return {
+        "steps": finite_float(rj.get("steps")),
+        "epochs": finite_float(rj.get("epochs")),
+        "images_seen": finite_float(rj.get("images_seen")),
+        "selected_step": finite_float((rj.get("selected") or {}).get("step")),
+    }
 
 
 def seed_of(plan: Mapping[str, Any], run: str) -> int | None:
@@ -180,6 +231,7 @@ class CellStats:
     per_run: list[dict[str, float | None]] = field(default_factory=list)
     grayscale: bool = False
     notes: list[str] = field(default_factory=list)
+    floor_runs: list[str] = field(default_factory=list)  # the floors the runs were scored with
 
     def values(self, key: str) -> list[float]:
         return [r[key] for r in self.per_run if r.get(key) is not None]
@@ -207,11 +259,30 @@ def load_cell(
             stats.missing.append(MissingRun(seed, run, f"protocol {protocol} not evaluated"))
             continue
         stats.present.append(SeedRun(seed, run))
-        stats.per_run.append(run_values(metrics, protocol))
+        run_json, _ = read_json(root / run / "run.json")
+        stats.per_run.append({**run_values(metrics, protocol), **run_scale(run_json)})
+        floor = metrics.get("floor_run")
+        if floor and floor not in stats.floor_runs:
+            stats.floor_runs.append(str(floor))
         stats.grayscale |= bool(metrics.get("grayscale_repeated_to_rgb"))
         note = metrics.get("protocol_notes")
         if note and note not in stats.notes:
             stats.notes.append(str(note))
+    return stats
+
+
+def load_floor(
+    plan: Mapping[str, Any], cells: Sequence[CellStats | None], protocol: str, root: str | Path
+) -> CellStats | None:
+    """The floor (mean image) that the given cells' runs were scored against, as a cell of its
+    own; None when no run names one (metrics.json ``floor_run``)."""
+    floors = list(dict.fromkeys(f for st in cells if st is not None for f in st.floor_runs))
+    if not floors:
+        return None
+    cell = {"method": "mean_image", "label": "floor", "runs": floors[:1]}
+    stats = load_cell(plan, cell, protocol, root)
+    if len(floors) > 1:
+        stats.notes.append(f"runs were scored against {len(floors)} floors; shown: {floors[0]}")
     return stats
 
 

@@ -6,7 +6,8 @@
 #   snakemake --cores 2 all --configfile config/quick.yaml  # toy scale, CPU, no internet
 #   snakemake --report reports/report.html                  # HTML report of what exists
 #
-# Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis.
+# Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis,
+# generation (the paper's appendix H, when the config has a `generation` section).
 # Which runs exist and where they live is decided by qgvae.experiments.build_plan(config)
 # (workflow/rules/common.smk); rules only call the `qgvae` command line.
 # Local defaults (one GPU job at a time, rerun triggers without `code`, ...) are in
@@ -38,12 +39,13 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/generation.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_files(),
+        all_files() + generation_files(),
 
 
 rule table1:
@@ -54,6 +56,12 @@ rule table1:
 rule table2:
     input:
         target_files("table2"),
+
+
+# The generation study (config `generation`): priors, samples, gFID, its figures and table.
+rule generation:
+    input:
+        generation_files(),
 
 
 rule ablations:

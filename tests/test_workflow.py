@@ -110,25 +110,30 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     #   Table 2: 2 datasets x 2 budgets x (qgvae, dqvae), none in Table 1  =  8
     #   ablations on CIFAR-10, new configurations only (the QG-VAE / VQ-VAE defaults are
     #   Table 1's CIFAR-10 runs): codebooks 3-1, heads 4-1, reset_interval 4-1, ordering 4-1,
-    #   tokens (5-1 QG-VAE + 3-1 VQ-VAE), global_local 3-1 = 2+3+3+3+6+2   = 19
-    #   (20 + 8 + 19) configurations x 3 seeds                             = 141
-    hand = (4 * 5 + 2 * 2 * 2 + (2 + 3 + 3 + 3 + 6 + 2)) * seeds
-    assert seeds == 3 and hand == 141
+    #   tokens (5-1 QG-VAE + 3-1 VQ-VAE), global_local 3-1,
+    #   vqvae_init 2-1 (released = Table 1's VQ-VAE)  = 2+3+3+3+6+2+1      = 20
+    #   (20 + 8 + 20) configurations x 3 seeds                             = 144
+    hand = (4 * 5 + 2 * 2 * 2 + (2 + 3 + 3 + 3 + 6 + 2 + 1)) * seeds
+    assert seeds == 3 and hand == 144
     assert len(paper_plan["runs"]) == hand
 
     counts = job_counts(paper_all)
-    assert counts["train"] == hand
+    # + the generation study's 2 tokenizer runs (Table 1's CIFAR-10 VQ-VAE and QG-VAE, seed 0,
+    # with train.keep_checkpoints; tests/test_workflow_generation.py)
+    gen_runs = set(paper_plan["generation"]["runs"])
+    assert len(gen_runs) == 2 and not gen_runs & set(paper_plan["runs"])
+    assert counts["train"] == hand + 2
     assert counts["reconstruct"] == hand
     assert counts["evaluate"] == hand
-    assert trained_runs(paper_all) == set(paper_plan["runs"])
+    assert trained_runs(paper_all) == set(paper_plan["runs"]) | gen_runs
     assert counts["prepare_data"] == 4  # mnist, cifar10, svhn, celeba64
     assert counts["fetch_weights"] == 1
     assert counts["plan"] == 1
-    tables = len(paper_plan["tables"])  # table1, table2, 6 ablations
-    assert tables == 8
+    tables = len(paper_plan["tables"])  # table1, table2, 7 ablations
+    assert tables == 9
     assert counts["table_plan"] == tables and counts["table"] == tables
     assert counts["tables"] == 1 and counts["report_document"] == 1
-    assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 6
+    assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 7
     assert counts["summary_figure"] == 5
 
 
@@ -144,6 +149,7 @@ def test_paper_plan_cells_per_table(paper_plan):
         "ablation_ordering": 4,
         "ablation_tokens": 8,
         "ablation_global_local": 3,
+        "ablation_vqvae_init": 2,
     }
     # A default-valued ablation cell is Table 1's run (same folder), not a second training.
     t1 = set(runs_for(paper_plan, "table1"))
@@ -167,8 +173,9 @@ def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
     assert trained_runs(out) == runs
     assert counts["table"] == 1 and counts["table_plan"] == 1
     # nothing of other targets: no combined tables, report, summary or other figures
-    for rule in ("tables", "report_document", "summary_figure", "recon_grid", "plan"):
+    for rule in ("tables", "report_document", "summary_figure", "recon_grid"):
         assert counts[rule] == 0, rule
+    assert counts["plan"] == 1  # the table's plan is cut out of the whole plan
     assert counts["ablation_figure"] == (1 if target.startswith("ablation_") else 0)
     datasets = {paper_plan["runs"][r]["dataset"] for r in runs}
     assert counts["prepare_data"] == len(datasets)
@@ -177,8 +184,9 @@ def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
 def test_ablations_target_is_the_union_of_the_axes(paper_plan):
     counts = job_counts(dry_run("ablations"))
     runs = runs_for(paper_plan, "ablation_")
-    assert counts["train"] == len(runs) == 63  # 19 new configurations + the 2 defaults, x 3
-    assert counts["ablation_figure"] == 6 and counts["table"] == 6
+    # 20 new configurations + the 2 defaults (QG-VAE, VQ-VAE on CIFAR-10), x 3 seeds
+    assert counts["train"] == len(runs) == 66
+    assert counts["ablation_figure"] == 7 and counts["table"] == 7
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,14 +195,18 @@ def test_ablations_target_is_the_union_of_the_axes(paper_plan):
 
 def test_quick_config_has_the_papers_dag_shape(paper_all, quick_all):
     quick, paper = job_counts(quick_all), job_counts(paper_all)
-    assert set(quick) == set(paper)  # every rule of the paper's DAG
+    # every rule of the paper's DAG; the quick config evaluates its runs (and the floor) in
+    # grouped jobs (evaluation.together) instead of one job per run
+    grouped = {r for r in quick if re.fullmatch(r"evaluate_together_\d+", r)}
+    assert grouped and set(quick) - grouped == set(paper) - {"evaluate", "evaluate_floor"}
     cfg = load(QUICK)
     plan = build_plan(cfg)
     assert cfg["seeds"] == [0] and set(cfg["datasets"]) == {"photos"}
     assert set(cfg["table1"]["methods"]) | {"dqvae"} == set(load(PAPER)["methods"])
-    assert set(cfg["ablations"]["axes"]) == set(load(PAPER)["ablations"]["axes"])
+    # every axis but vqvae_init: the released VQ-VAE initialisation collapses at this scale
+    assert set(cfg["ablations"]["axes"]) == set(load(PAPER)["ablations"]["axes"]) - {"vqvae_init"}
     assert all(len(a["values"]) == 2 for a in cfg["ablations"]["axes"].values())
-    assert all(r["config"]["train"]["max_steps"] <= 300 for r in plan["runs"].values())
+    assert all(r["config"]["train"]["max_steps"] <= 1200 for r in plan["runs"].values())
     # Table 1 (5) + Table 2's DQ-VAE (1; its QG-VAE is the default) + one new run per ablation
     # axis (6) + the 64-token VQ-VAE of the tokens axis (1) = 13 runs, each trained once.
     assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1
@@ -206,10 +218,12 @@ def test_eval_settings_reach_reconstruct_and_evaluate_not_training(quick_all):
     out = quick_all
     train = re.findall(r"qgvae train --config-json '(\{.*?\})' --out", out)
     assert train and all('"eval"' not in cmd for cmd in train)
-    assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 64 ", out)
+    assert re.search(r"qgvae reconstruct \S+ --batch-size 100 --test-n 32 ", out)
     assert re.search(
-        r"qgvae evaluate \S+ --batch-size 100 --protocols vqwae native "
-        r"--features-cache results/quick/\.inception-features --fid-n 32 ",
+        r"qgvae evaluate (\S+ )+--batch-size 100 --protocols vqwae native "
+        r"--floor results/quick/photos/floor/test32 "
+        r"--features-cache results/quick/\.inception-features --skip-current --backend auto "
+        r"--fid-n 16 ",
         out,
     )
 
@@ -255,7 +269,38 @@ BAD = {
 }
 
 
+def _config_error(cfg: dict) -> str:
+    """What the Snakefile's configuration step (common.smk: the schema, then the plan) says
+    about ``cfg``, in process: the message naming the key, or '' when the config passes."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from qgvae.errors import ConfigError
+
+    try:
+        validate(cfg, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    except WorkflowError as exc:
+        err = exc.__context__
+        return ".".join(str(p) for p in getattr(err, "absolute_path", [])) + f": {err}"
+    try:
+        build_plan(cfg)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
 @pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_fails_naming_the_key(case):
+    """Every bad config is refused by the checks the Snakefile runs while it is parsed."""
+    path, value, key = BAD[case]
+    cfg = copy.deepcopy(load(PAPER))
+    _mutate(cfg, path, value)
+    message = _config_error(cfg)
+    assert message and key in message, message
+
+
+# through Snakemake itself: one schema error and one plan error (the others take the same path)
+@pytest.mark.parametrize("case", ["unknown top-level key", "unknown ablation model key"])
 def test_bad_config_fails_before_any_job(tmp_path, case):
     path, value, key = BAD[case]
     cfg = copy.deepcopy(load(PAPER))
@@ -281,37 +326,42 @@ def test_lint_is_clean():
     assert "Lints for" not in out, out[-4000:]
 
 
-def test_workflow_profile_defaults():
+def test_workflow_profile_defaults_and_it_is_found_without_naming_it():
+    """The local defaults; Snakemake 9 looks for profiles/default beside the Snakefile: the
+    top-level `profiles` link to workflow/profiles makes `snakemake --cores 8 all` use them."""
     prof = load(PROFILE / "config.yaml")
     assert "code" not in prof["rerun-triggers"]  # code edits must not retrain
     assert set(prof["rerun-triggers"]) == {"mtime", "params", "input"}
     assert "gpu=1" in prof["resources"]
     assert prof["rerun-incomplete"] is True and prof["keep-going"] is False
-    out = snakemake("--dry-run", "--cores", "1", "table2", "--workflow-profile", str(PROFILE))
-    assert out.returncode == 0 and "Using workflow specific profile" in out.stdout + out.stderr
-
-
-def test_workflow_profile_is_found_without_naming_it():
-    """Snakemake 9 looks for profiles/default beside the Snakefile: the top-level `profiles`
-    link to workflow/profiles makes `snakemake --cores 8 all` use the local defaults."""
     out = snakemake("--dry-run", "--cores", "1", "table2")
-    assert "Using workflow specific profile" in out.stdout + out.stderr
+    assert out.returncode == 0 and "Using workflow specific profile" in out.stdout + out.stderr
 
 
 def test_every_rule_logs_and_heavy_rules_benchmark(quick_all):
     text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    rules = re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S)
+    # rules at any indentation (some are defined under `if`); the grouped evaluation rule is
+    # anonymous, named in a `name:` directive
+    starts = list(re.finditer(r"^( *)rule ?(\w*):\n", text, re.M))
+    rules = {}
+    for i, m in enumerate(starts):
+        body = text[m.end() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        name = m.group(2) or re.search(r'name:\s*f?"(\w+?)_?\{', body).group(1)
+        rules[name] = body
     assert len(rules) >= 12
-    for name, body in rules:
-        assert "    log:" in body, name
-    heavy = {name: body for name, body in rules if name in ("train", "reconstruct", "evaluate")}
-    assert len(heavy) == 3
-    for name, body in heavy.items():
-        assert "    benchmark:" in body and f'job_resources("{name}")' in body, name
+    for name, body in rules.items():
+        assert "log:" in body, name
+    heavy = ("train", "reconstruct", "evaluate", "evaluate_together", "evaluate_floor", "floor")
+    assert set(heavy) <= set(rules)
+    for name in heavy:
+        kind = {"evaluate_together": "evaluate", "evaluate_floor": "evaluate"}.get(name, name)
+        kind = "reconstruct" if kind == "floor" else kind
+        body = rules[name]
+        assert "benchmark:" in body and f'job_resources("{kind}")' in body, name
     # every heavy job of the dry run asks for the config's GPUs, memory and time
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", quick_all)
-    jobs = [b for b in blocks if re.match(r"rule (train|reconstruct|evaluate):", b)]
-    assert len(jobs) >= 3 * 13
+    jobs = [b for b in blocks if re.match(r"rule (train|reconstruct|evaluate\w*):", b)]
+    assert len(jobs) >= 2 * 13 + 2
     for block in jobs:
         res = re.search(r"resources: (.*)", block).group(1)
         assert all(f"{key}=" in res for key in ("gpu", "mem_mb", "runtime")), block
@@ -398,3 +448,44 @@ def test_quick_workflow_end_to_end(tmp_path):
             timeout=300,
         )
         assert tex.returncode == 0, tex.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# config/mnist_cpu.yaml: the real-data CPU benchmark (docs/results/mnist-cpu.md)
+
+MNIST_CPU = REPO / "config" / "mnist_cpu.yaml"
+# what mnist_cpu.yaml may change in a method's train settings: the budget and its consequences
+BUDGET_KEYS = {"max_steps", "lr_schedule", "plateau_factor", "plateau_patience"}
+BUDGET_KEYS |= {"plateau_threshold", "val_every", "amp", "checkpoint_every", "log_every"}
+
+
+def test_mnist_cpu_trains_config_yamls_models_and_optimisers():
+    """Its Table-1 runs are config.yaml's MNIST runs but for the training length: the same
+    model arguments and optimiser settings, run config by run config."""
+    paper = build_plan(load(PAPER))
+    cpu = build_plan(load(MNIST_CPU))
+
+    def by_method(plan):
+        return {
+            c["method"]: plan["runs"][c["runs"][0]]["config"]
+            for c in plan["tables"]["table1"]
+            if c["dataset"] == "mnist"
+        }
+
+    want, got = by_method(paper), by_method(cpu)
+    assert sorted(got) == sorted(want) == ["qgvae", "splitvq", "sqvae", "vqvae", "vqwae"]
+    for method, cfg in got.items():
+        assert cfg["model"] == want[method]["model"], method
+        for key, value in want[method]["train"].items():
+            if key not in BUDGET_KEYS and key not in ("epochs", "val_batches", "select"):
+                assert cfg["train"][key] == value, (method, key)
+        assert cfg["train"]["select"] == want[method]["train"]["select"], method
+        assert cfg["eval"]["test_n"] >= 2000 and 0 < cfg["eval"]["fid_n"] <= cfg["eval"]["test_n"]
+        assert set(cfg["eval"]["protocols"]) == {"vqwae", "native"}
+
+
+def test_mnist_cpu_dry_run_ends_in_its_markdown_page():
+    out = dry_run("all", MNIST_CPU)
+    counts = job_counts(out)
+    assert counts["train"] == 5 and counts["markdown"] == 1
+    assert "docs/results/mnist-cpu.md" in out and "reports/mnist_cpu/tables.tex" in out

@@ -40,7 +40,9 @@ TABLES = PLAN["tables"]
 DATA_ROOT = config["data_root"]
 PAPER_VALUES = config["paper_values"]
 RESOURCES = config["resources"]
-REPORTS = "reports"
+BOOTSTRAP = config.get("bootstrap") or {"resamples": 2000, "rfid_resamples": 200, "seed": 0}
+REPORTS = config.get("reports", "reports")
+MARKDOWN = config.get("markdown") or {}
 
 # Software: every rule calls the `qgvae` command of the project's environment (README install;
 # run Snakemake from it). The conda directive documents that environment (environment.yml at
@@ -76,6 +78,7 @@ wildcard_constraints:
     table=_alternatives(TABLES),
     axis=_alternatives(ABLATION_AXES),
     figure=_alternatives(SUMMARY_FIGURES),
+    n=r"\d+|all",
 
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -129,12 +132,91 @@ def reconstruct_args(wildcards):
     return shell_words(args)
 
 
+def floor_dir(dataset, test_n):
+    """The floor run of ``dataset`` for ``test_n`` test images (``qgvae floor``): the training
+    mean image as the reconstruction of every test image, scored like a run."""
+    return f"{RESULTS}/{dataset}/floor/test{test_n or 'all'}"
+
+
+def run_floor(wildcards):
+    """The floor run folder of the run named by the wildcards."""
+    cfg = run_config(wildcards)
+    return floor_dir(cfg["dataset"], cfg["eval"]["test_n"])
+
+
+# With `evaluation: {together: true}` (the quick configuration) the runs of a dataset that share
+# eval settings, and their floor, are evaluated by one `qgvae evaluate` process: the metric
+# networks load once instead of once per run. Each run keeps its own metrics.json; a rerun skips
+# the runs whose metrics.json already records the same inputs (--skip-current).
+EVALUATION = config.get("evaluation") or {}
+EVALUATE_TOGETHER = bool(EVALUATION.get("together", False))
+# the Inception / LPIPS backend (qgvae evaluate --backend): the same numbers, different speed
+BACKEND_ARGS = ["--backend", EVALUATION.get("backend", "auto")]
+
+
+def eval_groups():
+    """[(settings key, runs, with floor)] of the plan: the runs of a dataset that share eval
+    settings, split round-robin into `evaluation.jobs` parts (so that parts run side by side);
+    the first part also evaluates the floor."""
+    groups = {}
+    for path, info in RUNS.items():
+        ev = info["config"]["eval"]
+        floor = floor_dir(info["dataset"], ev["test_n"])
+        key = (info["dataset"], floor, ev["batch_size"], tuple(ev["protocols"]), ev["fid_n"])
+        groups.setdefault(key, []).append(path)
+    parts = max(1, int(EVALUATION.get("jobs", 1)))
+    out = []
+    for key, runs in groups.items():
+        for i in range(min(parts, len(runs))):
+            out.append((key, runs[i::parts], i == 0))
+    return out
+
+
+def group_eval_args(key):
+    """`qgvae evaluate` flags of one group (its runs share these settings)."""
+    _, floor, batch_size, protocols, fid_n = key
+    args = ["--batch-size", batch_size, "--protocols", *protocols, "--floor", floor]
+    args += ["--features-cache", f"{RESULTS}/.inception-features", "--skip-current"]
+    args += BACKEND_ARGS
+    if fid_n is not None:
+        args += ["--fid-n", fid_n]
+    return shell_words(args)
+
+
+def floor_eval_args(wildcards):
+    """`qgvae evaluate` flags of a floor: the eval settings of its dataset's runs."""
+    test_n = None if wildcards.n == "all" else int(wildcards.n)
+    evs = [
+        info["config"]["eval"]
+        for info in RUNS.values()
+        if info["dataset"] == wildcards.dataset and info["config"]["eval"]["test_n"] == test_n
+    ]
+    ev = evs[0] if evs else {"batch_size": 100, "protocols": ["vqwae", "native"], "fid_n": None}
+    args = ["--batch-size", ev["batch_size"], "--protocols", *ev["protocols"]]
+    args += ["--features-cache", f"{RESULTS}/.inception-features"]
+    args += ["--floor", floor_dir(wildcards.dataset, test_n)]  # scored against itself: gain 0
+    args += BACKEND_ARGS
+    if ev["fid_n"] is not None:
+        args += ["--fid-n", ev["fid_n"]]
+    return shell_words(args)
+
+
+def floor_metrics(runs):
+    """The floors' metrics.json of the given run folders (their datasets and test_n)."""
+    out = []
+    for run in runs:
+        cfg = RUNS[run]["config"]
+        out.append(f"{floor_dir(cfg['dataset'], cfg['eval']['test_n'])}/metrics.json")
+    return list(dict.fromkeys(out))
+
+
 def evaluate_args(wildcards):
     """`qgvae evaluate` flags from the run's eval settings."""
     ev = run_config(wildcards)["eval"]
     args = ["--batch-size", ev["batch_size"], "--protocols", *ev["protocols"]]
+    args += ["--floor", run_floor(wildcards)]
     # the test originals' Inception features, shared by every method on a dataset
-    args += ["--features-cache", f"{RESULTS}/.inception-features"]
+    args += ["--features-cache", f"{RESULTS}/.inception-features", *BACKEND_ARGS]
     if ev["fid_n"] is not None:
         args += ["--fid-n", ev["fid_n"]]
     return shell_words(args)
@@ -201,17 +283,33 @@ def figure_files(name):
     return [f"{REPORTS}/figures/{name}.{ext}" for ext in ("pdf", "png", "json")]
 
 
+# the paired bootstrap intervals (written by the differences rule) mark Table 1 and give the
+# rate-distortion figure its error bars
+DIFFERENCES = f"{REPORTS}/tables/paired_differences.csv"
+INTERVALS = f"{REPORTS}/tables/method_intervals.csv"
+INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
+
+
+def differences_inputs():
+    """What `qgvae differences` reads: the interval tables' runs (metrics, per-image values,
+    features) and their floors."""
+    runs = [r for t in INTERVAL_TABLES if t in TABLES for r in table_runs(t)]
+    return run_files(runs, "metrics.json") + floor_metrics(runs)
+
+
 def table_metrics(wildcards):
-    return run_files(table_runs(wildcards.table), "metrics.json")
+    runs = table_runs(wildcards.table)
+    return run_files(runs, "metrics.json") + floor_metrics(runs)
 
 
 def recon_grid_inputs(wildcards):
     runs = [path for path in table_runs("table1") if RUNS[path]["dataset"] == wildcards.dataset]
-    return run_files(runs, *RUN_OUTPUTS)
+    return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
 
 
 def ablation_figure_inputs(wildcards):
-    return run_files(table_runs(f"ablation_{wildcards.axis}"), *RUN_OUTPUTS)
+    runs = table_runs(f"ablation_{wildcards.axis}")
+    return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
 
 
 def target_files(table):
@@ -229,8 +327,92 @@ def target_files(table):
 
 def all_files():
     files = [f"{REPORTS}/report.tex", f"{REPORTS}/tables.tex"]
+    if MARKDOWN:
+        files.append(MARKDOWN["out"])
     for table in TABLES:
         files += target_files(table)
     for name in FIGURES:
         files += figure_files(name)
     return list(dict.fromkeys(files))
+
+
+# ==== the generation study (qgvae.prior; rules in workflow/rules/generation.smk) ==============
+# plan["generation"] (qgvae.prior.plan) names the tokenizer runs and one prior folder per
+# tokenizer and seed: <run>/prior/<digest>/. Runs that only the study needs (a table cell's
+# configuration plus train.keep_checkpoints) join RUNS, so rule train trains them.
+GENERATION = PLAN.get("generation") or {}
+GEN_PRIORS = GENERATION.get("priors", {})
+GEN_EPOCHS = GENERATION.get("epochs", [])
+RUNS.update(GENERATION.get("runs", {}))
+PRIOR = f"{RUN}/prior/{{prior}}"
+PRIOR_KEY = f"{RUN_KEY}/prior/{{prior}}"  # for log and benchmark paths
+GENERATION_FIGURES = ["generation_fid", "generation_samples"] if GENERATION else []
+FIGURES += GENERATION_FIGURES  # drawn by rule generation_figure, listed by all and the report
+
+
+def prior_entry(wildcards):
+    path = PRIOR.format(**wildcards)
+    if path not in GEN_PRIORS:
+        raise WorkflowError(
+            f"{path} is not a prior folder of the current plan (config changed?); "
+            f"prior folders are listed in {RESULTS}/plan.json under generation.priors"
+        )
+    return GEN_PRIORS[path]
+
+
+def prior_encode_inputs(wildcards):
+    """model.pt of the tokenizers compared with this one (match_psnr: auto reads their logs)."""
+    return [f"{run}/model.pt" for run in prior_entry(wildcards)["compare"]]
+
+
+def prior_encode_args(wildcards):
+    entry = prior_entry(wildcards)
+    match = entry["match"]["match_psnr"]
+    args = ["--match-psnr", "final" if match is None else match]
+    if entry["compare"]:
+        args += ["--compare", *entry["compare"]]
+    args += ["--batch-size", GENERATION["settings"]["encode_batch_size"]]
+    return shell_words(args)
+
+
+def prior_train_json(wildcards):
+    """`qgvae prior train --config-json`: canonical, for the params rerun trigger."""
+    return json.dumps(prior_entry(wildcards)["train_settings"], sort_keys=True)
+
+
+def prior_sample_args(wildcards):
+    s = GENERATION["settings"]["sample"]
+    args = ["--batch-size", s["batch_size"], "--temperature", s["temperature"], "--seed", s["seed"]]
+    if s["n"] is not None:
+        args += ["--n", s["n"]]
+    if s["top_k"] is not None:
+        args += ["--top-k", s["top_k"]]
+    return shell_words(args)
+
+
+def prior_evaluate_args(wildcards):
+    return shell_words(["--features-cache", f"{RESULTS}/.inception-features"])
+
+
+def generation_outputs(name):
+    """Every prior folder's ``name`` (formatted with ``epoch``) at every sampled epoch."""
+    return [f"{prior}/{name.format(epoch=epoch)}" for prior in GEN_PRIORS for epoch in GEN_EPOCHS]
+
+
+def generation_metrics():
+    return generation_outputs("metrics_epoch{epoch:04d}.json")
+
+
+def generation_figure_inputs(wildcards):
+    files = generation_metrics()
+    if wildcards.gfigure == "generation_samples":
+        files += generation_outputs("samples_epoch{epoch:04d}.npz")
+    return files
+
+
+def generation_files():
+    """Files the `generation` target builds: its figures and its table (none without a study)."""
+    if not GENERATION:
+        return []
+    files = [f for name in GENERATION_FIGURES for f in figure_files(name)]
+    return files + [table_file("generation")]

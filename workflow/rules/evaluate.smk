@@ -21,6 +21,7 @@ rule reconstruct:
         run_dir=lambda wildcards, output: os.path.dirname(output.recon),
         flags=reconstruct_args,
     shell:
+        # params.flags: already shell-quoted word by word (shell_words in common.smk)
         "qgvae reconstruct {params.run_dir:q} {params.flags} > {log:q} 2>&1"
 
 
@@ -41,26 +42,116 @@ rule fetch_weights:
         "qgvae fetch-weights > {log:q} 2>&1 && touch {output.marker:q}"
 
 
-rule evaluate:
+# The floor of every table: the training split's mean image as the reconstruction of every test
+# image, written as a run folder and scored by the same evaluator (tables and figures show it;
+# every run's metrics.json records its PSNR gain over it).
+FLOOR = f"{RESULTS}/{{dataset}}/floor/test{{n}}"
+
+
+rule floor:
     input:
-        recon=f"{RUN}/reconstructions.npz",
-        analysis=f"{RUN}/analysis.npz",
         data=ancient(run_manifest),
-        weights=ancient(rules.fetch_weights.output.marker),
     output:
-        metrics=f"{RUN}/metrics.json",
-        per_image=f"{RUN}/metrics_per_image.csv",
+        recon=f"{FLOOR}/reconstructions.npz",
     log:
-        f"{RESULTS}/logs/evaluate/{RUN_KEY}.log",
+        f"{RESULTS}/logs/floor/{{dataset}}/test{{n}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{RUN_KEY}.tsv"
+        f"{RESULTS}/benchmarks/floor/{{dataset}}/test{{n}}.tsv"
     conda:
         ENV
-    threads: RESOURCES["evaluate"]["threads"]
+    threads: RESOURCES["reconstruct"]["threads"]
     resources:
-        **job_resources("evaluate"),
+        **job_resources("reconstruct"),
     params:
-        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
-        flags=evaluate_args,
+        root=DATA_ROOT,
+        out=lambda wildcards, output: os.path.dirname(output.recon),
+        flags=lambda wildcards: shell_words(
+            [] if wildcards.n == "all" else ["--test-n", wildcards.n]
+        ),
     shell:
-        "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+        # params.flags: already shell-quoted word by word (shell_words in common.smk)
+        "qgvae floor {wildcards.dataset:q} --root {params.root:q} --out {params.out:q}"
+        " {params.flags} > {log:q} 2>&1"
+
+
+if EVALUATE_TOGETHER:
+    # One job per group of runs (common.smk: eval_groups); outputs are update()d in place, so
+    # a rerun keeps the runs whose metrics.json is current (--skip-current).
+    for _i, (_key, _runs, _with_floor) in enumerate(eval_groups()):
+        _dirs = _runs + ([_key[1]] if _with_floor else [])
+
+        rule:
+            name:
+                f"evaluate_together_{_i}"
+            input:
+                recon=run_files(_runs, "reconstructions.npz", "analysis.npz"),
+                floor=f"{_key[1]}/reconstructions.npz",
+                weights=ancient(rules.fetch_weights.output.marker),
+            output:
+                metrics=[update(f) for f in run_files(_dirs, "metrics.json")],
+                per_image=[update(f) for f in run_files(_dirs, "metrics_per_image.csv")],
+            log:
+                f"{RESULTS}/logs/evaluate/together_{_key[0]}_{_i}.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/evaluate/together_{_key[0]}_{_i}.tsv"
+            conda:
+                ENV
+            threads: RESOURCES["evaluate"]["threads"]
+            resources:
+                **job_resources("evaluate"),
+            params:
+                runs=shell_words(_dirs),
+                flags=group_eval_args(_key),
+            shell:
+                # params.runs, params.flags: already shell-quoted word by word (shell_words)
+                "qgvae evaluate {params.runs} {params.flags} > {log:q} 2>&1"
+
+else:
+
+    rule evaluate:
+        input:
+            recon=f"{RUN}/reconstructions.npz",
+            analysis=f"{RUN}/analysis.npz",
+            floor=lambda wildcards: f"{run_floor(wildcards)}/reconstructions.npz",
+            data=ancient(run_manifest),
+            weights=ancient(rules.fetch_weights.output.marker),
+        output:
+            metrics=f"{RUN}/metrics.json",
+            per_image=f"{RUN}/metrics_per_image.csv",
+        log:
+            f"{RESULTS}/logs/evaluate/{RUN_KEY}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/evaluate/{RUN_KEY}.tsv"
+        conda:
+            ENV
+        threads: RESOURCES["evaluate"]["threads"]
+        resources:
+            **job_resources("evaluate"),
+        params:
+            run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+            flags=evaluate_args,
+        shell:
+            # params.flags: already shell-quoted word by word (shell_words in common.smk)
+            "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+
+    rule evaluate_floor:
+        input:
+            recon=f"{FLOOR}/reconstructions.npz",
+            weights=ancient(rules.fetch_weights.output.marker),
+        output:
+            metrics=f"{FLOOR}/metrics.json",
+        log:
+            f"{RESULTS}/logs/evaluate/{{dataset}}/floor/test{{n}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/evaluate/{{dataset}}/floor/test{{n}}.tsv"
+        conda:
+            ENV
+        threads: RESOURCES["evaluate"]["threads"]
+        resources:
+            **job_resources("evaluate"),
+        params:
+            run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+            flags=floor_eval_args,
+        shell:
+            # params.flags: already shell-quoted word by word (shell_words in common.smk)
+            "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"

@@ -7,7 +7,7 @@
 
 FIGURE_CMD = (
     "qgvae figures --plan {input.plan:q} --paper {input.paper:q} --outdir {params.outdir:q}"
-    " --only {params.name:q} > {log:q} 2>&1"
+    " --only {params.name:q} {params.intervals} > {log:q} 2>&1"
 )
 
 
@@ -20,6 +20,8 @@ rule recon_grid:
         **figure_outputs("recon_grid_{dataset}", "recon_grid.rst", "Table 1"),
     log:
         f"{RESULTS}/logs/figures/recon_grid_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/figures/recon_grid_{{dataset}}.tsv"
     localrule: True
     conda:
         ENV
@@ -28,6 +30,7 @@ rule recon_grid:
         **job_resources("summary"),
     params:
         name="recon_grid_{dataset}",
+        intervals="",
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
@@ -42,6 +45,8 @@ rule ablation_figure:
         **figure_outputs("ablation_{axis}", "ablation_figure.rst", "Ablations"),
     log:
         f"{RESULTS}/logs/figures/ablation_{{axis}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/figures/ablation_{{axis}}.tsv"
     localrule: True
     conda:
         ENV
@@ -50,6 +55,7 @@ rule ablation_figure:
         **job_resources("summary"),
     params:
         name="ablation_{axis}",
+        intervals="",
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
@@ -59,11 +65,14 @@ rule summary_figure:
     input:
         plan=plan_file(),
         paper=PAPER_VALUES,
-        runs=run_files(runs_for(PLAN), *RUN_OUTPUTS),
+        runs=run_files(runs_for(PLAN), *RUN_OUTPUTS) + floor_metrics(runs_for(PLAN)),
+        intervals=lambda wildcards: INTERVALS if wildcards.figure == "rate_distortion" else [],
     output:
         **figure_outputs("{figure}", "summary_figure.rst", "Analysis"),
     log:
         f"{RESULTS}/logs/figures/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/figures/{{figure}}.tsv"
     localrule: True
     conda:
         ENV
@@ -72,6 +81,9 @@ rule summary_figure:
         **job_resources("summary"),
     params:
         name="{figure}",
+        intervals=lambda wildcards, input: shell_words(
+            ["--intervals", input.intervals] if input.intervals else []
+        ),
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD

@@ -13,6 +13,8 @@ rule report_document:
         tex=f"{REPORTS}/report.tex",
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/report.tsv"
     localrule: True
     conda:
         ENV
@@ -25,3 +27,43 @@ rule report_document:
     shell:
         "qgvae report --plan {input.plan:q} --tables {input.tables:q} --figures {params.figdir:q}"
         " --paper {input.paper:q} --out {params.pdf:q} > {log:q} 2>&1"
+
+
+# The results as one Markdown page (config `markdown`, e.g. docs/results/mnist-cpu.md): after
+# the report, so that the stage times it prints cover every other job.
+if MARKDOWN:
+
+    rule markdown:
+        input:
+            plan=plan_file(),
+            report=f"{REPORTS}/report.tex",
+            differences=DIFFERENCES,
+            figures=[f for name in FIGURES for f in figure_files(name)],
+            paper=PAPER_VALUES,
+        output:
+            MARKDOWN["out"],
+        log:
+            f"{RESULTS}/logs/markdown.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/render/markdown.tsv"
+        localrule: True
+        conda:
+            ENV
+        threads: RESOURCES["summary"]["threads"]
+        resources:
+            **job_resources("summary"),
+        params:
+            figdir=lambda wildcards, input: os.path.dirname(input.figures[0]),
+            title=MARKDOWN["title"],
+            command=MARKDOWN["command"],
+            reading=(
+                ["--reading", MARKDOWN["reading"]]
+                if MARKDOWN.get("reading") and os.path.isfile(MARKDOWN["reading"])
+                else []
+            ),
+            results=RESULTS,
+        shell:
+            "qgvae markdown --plan {input.plan:q} --paper {input.paper:q} --out {output:q}"
+            " --title {params.title:q} --command {params.command:q} --results {params.results:q}"
+            " --figures {params.figdir:q} --differences {input.differences:q}"
+            " {params.reading:q} > {log:q} 2>&1"

@@ -11,6 +11,8 @@ rule plan:
         plan=plan_file(),
     log:
         f"{RESULTS}/logs/plan.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/plan.tsv"
     localrule: True
     conda:
         ENV
@@ -21,19 +23,24 @@ rule plan:
         "qgvae plan --config-json {params.config:q} --out {output.plan:q} > {log:q} 2>&1"
 
 
+# A table's plan is cut out of the whole plan (cheap: no torch, no model checks); the whole
+# plan is ancient() here, so a config change re-cuts only the tables whose digest changed.
 rule table_plan:
+    input:
+        plan=ancient(plan_file()),
     output:
         plan=plan_file("{table}"),
     log:
         f"{RESULTS}/logs/plans/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/plans/{{table}}.tsv"
     localrule: True
     conda:
         ENV
     params:
-        config=config_json(),
         digest=lambda wildcards: plan_digest(wildcards.table),
     shell:
-        "qgvae plan --config-json {params.config:q} --table {wildcards.table:q}"
+        "qgvae plan --from {input.plan:q} --table {wildcards.table:q}"
         " --out {output.plan:q} > {log:q} 2>&1"
 
 
@@ -43,6 +50,7 @@ rule table:
         plan=plan_file("{table}"),
         paper=PAPER_VALUES,
         metrics=table_metrics,
+        differences=lambda wildcards: DIFFERENCES if wildcards.table == "table1" else [],
     output:
         tex=report(
             f"{REPORTS}/targets/{{table}}/tables.tex",
@@ -53,6 +61,8 @@ rule table:
         ),
     log:
         f"{RESULTS}/logs/tables/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/tables/{{table}}.tsv"
     localrule: True
     conda:
         ENV
@@ -61,9 +71,13 @@ rule table:
         **job_resources("summary"),
     params:
         outdir=lambda wildcards, output: os.path.join(os.path.dirname(output.tex), "tables"),
+        differences=lambda wildcards, input: shell_words(
+            ["--differences", input.differences] if input.differences else []
+        ),
     shell:
+        # params.differences: already shell-quoted (shell_words), empty except for table1
         "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
-        " --outdir {params.outdir:q} > {log:q} 2>&1"
+        " --outdir {params.outdir:q} {params.differences} > {log:q} 2>&1"
 
 
 # Every table in one document: reports/tables.tex (fragments in reports/tables/).
@@ -71,7 +85,9 @@ rule tables:
     input:
         plan=plan_file(),
         paper=PAPER_VALUES,
-        metrics=run_files(runs_for(PLAN), "metrics.json"),
+        differences=DIFFERENCES,
+        metrics=run_files(runs_for(PLAN), "metrics.json") + floor_metrics(runs_for(PLAN)),
+        generation=generation_metrics(),  # the generation table's results (if configured)
     output:
         tex=report(
             f"{REPORTS}/tables.tex",
@@ -82,6 +98,8 @@ rule tables:
         ),
     log:
         f"{RESULTS}/logs/tables/all.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/tables/all.tsv"
     localrule: True
     conda:
         ENV
@@ -92,4 +110,41 @@ rule tables:
         outdir=lambda wildcards, output: os.path.splitext(output.tex)[0],
     shell:
         "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
-        " --outdir {params.outdir:q} > {log:q} 2>&1"
+        " --outdir {params.outdir:q} --differences {input.differences:q} > {log:q} 2>&1"
+
+
+# Paired bootstrap intervals of every Table-1 comparison and of each rate-distortion cell,
+# from the runs' per-image metrics and stored Inception features (no recomputation).
+rule differences:
+    input:
+        plan=plan_file(),
+        metrics=differences_inputs(),
+    output:
+        diffs=f"{REPORTS}/tables/paired_differences.csv",
+        intervals=f"{REPORTS}/tables/method_intervals.csv",
+    log:
+        f"{RESULTS}/logs/tables/differences.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/differences.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        outdir=lambda wildcards, output: os.path.dirname(output.diffs),
+        flags=shell_words(
+            [
+                "--resamples",
+                BOOTSTRAP["resamples"],
+                "--rfid-resamples",
+                BOOTSTRAP["rfid_resamples"],
+                "--seed",
+                BOOTSTRAP["seed"],
+            ]
+        ),
+    shell:
+        # params.flags: already shell-quoted word by word (shell_words in common.smk)
+        "qgvae differences --plan {input.plan:q} --outdir {params.outdir:q} {params.flags}"
+        " > {log:q} 2>&1"

@@ -15,12 +15,17 @@
 rule train:
     input:
         data=ancient(run_manifest),
+        # DQ-VAE's training loss has an LPIPS term: the metric weights come before any training
+        weights=ancient(f"{RESULTS}/.metric_weights.done"),
     output:
         model=f"{RUN}/model.pt",
     log:
         f"{RESULTS}/logs/train/{RUN_KEY}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN_KEY}.tsv"
+    # trainings first: the evaluation groups wait for all of a dataset's runs, so a training
+    # left for last (behind the generation study's jobs) would leave a core idle at the end
+    priority: 10
     conda:
         ENV
     threads: RESOURCES["train"]["threads"]

@@ -1,0 +1,105 @@
+"""What the quick workflow produced (`snakemake --cores 2 all --configfile config/quick.yaml`):
+every run reconstructs its own input, and the tables and figures say so.
+
+Marked ``quickrun``: CI runs these right after its end-to-end quick run (.ci/quick.sh), on
+that run's results; they do not train anything themselves. ``QGVAE_QUICK_RESULTS`` names the
+results folder (default results/quick)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.quickrun
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(os.environ.get("QGVAE_QUICK_RESULTS", REPO / "results" / "quick"))
+MARGIN_DB = 3.0
+
+
+@pytest.fixture(scope="module")
+def plan():
+    path = RESULTS / "plan.json"
+    if not path.is_file():
+        pytest.fail(f"{path} not found: run the quick workflow first (.ci/quick.sh)")
+    return json.loads(path.read_text())
+
+
+def _metrics(run: str) -> dict:
+    return json.loads((REPO / run / "metrics.json").read_text())
+
+
+def _cells(plan, prefix=""):
+    return [
+        (table, cell)
+        for table, cells in plan["tables"].items()
+        if table.startswith(prefix)
+        for cell in cells
+    ]
+
+
+def test_every_run_beats_the_mean_image_by_3_db(plan):
+    """Test PSNR (vqwae protocol) at least 3 dB above the floor, for every table cell."""
+    short = []
+    for table, cell in _cells(plan):
+        for run in cell["runs"]:
+            p = _metrics(run)["protocols"]["vqwae"]
+            gain = p["psnr_gain_over_floor_db"]
+            assert gain == pytest.approx(p["psnr"]["mean"] - p["floor_psnr"])
+            if gain < MARGIN_DB:
+                short.append(f"{table}/{cell['label']}/{cell['method']}: {gain:.2f} dB")
+    assert not short, "runs within 3 dB of the mean image: " + "; ".join(short)
+
+
+def test_every_reconstruction_depends_on_its_input(plan):
+    """PSNR against each image's own original at least 3 dB above that against another's."""
+    flat = []
+    for table, cell in _cells(plan):
+        for run in cell["runs"]:
+            d = _metrics(run)["protocols"]["vqwae"]["input_dependence_db"]
+            if d < MARGIN_DB:
+                flat.append(f"{table}/{cell['label']}/{cell['method']}: {d:.2f} dB")
+    assert not flat, "input-independent reconstructions: " + "; ".join(flat)
+
+
+def test_the_recon_grid_shows_different_reconstructions(plan):
+    """Rows of the Table-1 grid: the shown reconstructions differ from one another as much as a
+    tenth of the originals do (a grey square for every input would not)."""
+    for _, cell in _cells(plan, "table1"):
+        with np.load(REPO / cell["runs"][0] / "reconstructions.npz") as z:
+            rec, orig = z["reconstructions"][:8].astype(float), z["originals"][:8].astype(float)
+        assert rec.std(0).mean() > 0.1 * orig.std(0).mean(), cell["method"]
+    png = REPO / "reports" / "figures" / "recon_grid_photos.png"
+    assert png.is_file() and png.stat().st_size > 10_000
+
+
+def test_tables_show_the_floor_and_the_scale():
+    tex = (REPO / "reports" / "tables.tex").read_text()
+    assert "Mean image" in tex and "PSNR $-$ mean image" in tex
+    assert "optimiser steps per run" in tex and "training images seen" in tex
+    assert "paired bootstrap interval" in tex  # Table 1's significance marks are explained
+
+
+def test_the_paired_differences_file_is_complete(plan):
+    import csv
+
+    path = REPO / "reports" / "tables" / "paired_differences.csv"
+    rows = list(csv.DictReader(path.open()))
+    methods = [c["method"] for _, c in _cells(plan, "table1")]
+    for baseline in [m for m in methods if m != "qgvae"] + ["mean_image"]:
+        for metric in ("ssim", "psnr", "lpips", "rfid"):
+            hits = [
+                r
+                for r in rows
+                if (r["method"], r["baseline"], r["metric"], r["protocol"])
+                == ("qgvae", baseline, metric, "vqwae")
+            ]
+            assert len(hits) == 1, (baseline, metric)
+            lo, mid, hi = (float(hits[0][k]) for k in ("ci_low", "diff_mean", "ci_high"))
+            assert lo <= hi and np.isfinite([lo, mid, hi]).all()
+            if metric != "rfid":  # a resampled rFID is biased (repeated images): not around it
+                assert lo <= mid <= hi

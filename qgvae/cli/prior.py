@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add, fmt, need_file
+from .common import add, fmt, need_file, read_paper_values, read_plan
 
 
 def _match(value: str) -> float | str | None:
@@ -116,11 +116,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    from ..rendering.results import load_paper_values
     from ..rendering.table_generation import write_generation_table
 
-    plan = json.loads(need_file("plan", args.plan).read_text())
-    paper = load_paper_values(args.paper) if Path(args.paper).is_file() else {}
+    plan = read_plan(args.plan)
+    paper = read_paper_values(args.paper) if Path(args.paper).is_file() else {}
     write_generation_table(plan, paper, args.out, root=args.root)
     print(f"qgvae prior table: wrote {args.out}")
     return 0

@@ -475,7 +475,11 @@ def test_mnist_cpu_trains_config_yamls_models_and_optimisers():
     want, got = by_method(paper), by_method(cpu)
     assert sorted(got) == sorted(want) == ["qgvae", "splitvq", "sqvae", "vqvae", "vqwae"]
     for method, cfg in got.items():
-        assert cfg["model"] == want[method]["model"], method
+        model = dict(cfg["model"])
+        if method in ("vqvae", "splitvq"):  # the released init collapses at this budget
+            assert model.pop("init") == "uniform" and want[method]["model"]["init"] == "released"
+            model["init"] = "released"
+        assert model == want[method]["model"], method
         for key, value in want[method]["train"].items():
             if key not in BUDGET_KEYS and key not in ("epochs", "val_batches", "select"):
                 assert cfg["train"][key] == value, (method, key)

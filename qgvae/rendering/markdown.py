@@ -137,7 +137,9 @@ def _training(plan: Mapping[str, Any], root: Path, names: Names) -> list[str]:
                     _num(scale["epochs"], 2),
                     f"{int(scale['images_seen']):,}" if scale["images_seen"] else "?",
                     _num(rj.get("val_floor_psnr"), 2),
-                    "never" if left is None else f"{int(left):,} (+{margin:g} dB)",
+                    "never"
+                    if left is None
+                    else f"{int(left):,}" + (f" (+{margin:g} dB)" if margin else ""),
                     _num(rj.get("final_val_psnr"), 2),
                     f"{sel.get('rule', '?')} (step {sel.get('step', '?')})",
                 ]

@@ -39,6 +39,17 @@ def need_file(what: str, path: str) -> Path:
     return p
 
 
+def config_json(text: str) -> Any:
+    """The value of a ``--config-json`` argument; ConfigError naming the flag when it is not
+    JSON."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+
+
 def fmt(value: Any, decimals: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{decimals}f}"
 

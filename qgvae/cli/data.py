@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .common import RAW, add, fill
+from .common import RAW, add, config_json, fill
 
 
 def _datasets_epilog() -> str:
@@ -76,11 +76,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             raise ConfigError("--from needs --table (the table whose plan to write)")
         plan = read_plan(args.plan_file)
     else:
-        try:
-            workflow_config = json.loads(args.config_json)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
-        plan = build_plan(workflow_config)
+        plan = build_plan(config_json(args.config_json))
     if args.table:
         plan = subplan(plan, args.table)
     write_text(args.out, json.dumps(plan, indent=1) + "\n")

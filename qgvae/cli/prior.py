@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add, fmt, need_file, read_paper_values, read_plan
+from .common import add, config_json, fmt, need_file, read_paper_values, read_plan
 
 
 def _match(value: str) -> float | str | None:
@@ -46,7 +45,6 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..prior.settings import check_training_settings
     from ..prior.trainer import PRIOR_RESULT, train_prior
 
@@ -55,10 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         cfg = yaml.safe_load(need_file("prior settings", args.config).read_text()) or {}
     else:
-        try:
-            cfg = json.loads(args.config_json)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+        cfg = config_json(args.config_json)
     settings = check_training_settings(cfg)
     if args.device:
         settings["train"]["device"] = args.device

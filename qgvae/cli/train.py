@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from .common import add
+from .common import add, config_json
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -16,11 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         cfg = run_config.load(args.config)
     else:
-        try:
-            raw = json.loads(args.config_json)
-        except json.JSONDecodeError as exc:
-            raise run_config.ConfigError(f"--config-json is not valid JSON: {exc}") from None
-        cfg = run_config.resolve(raw)
+        cfg = run_config.resolve(config_json(args.config_json))
     overrides: dict[str, Any] = {}
     if args.device:
         overrides["device"] = args.device

@@ -3,9 +3,10 @@
 # (../shared/tools/local-slurm.sh, with fake GPUs), CPU only:
 #
 #   1. one ablation target of the quick workflow (default: ablation_heads, i.e. two QG-VAE runs:
-#      train, reconstruct and evaluate each, plus their table and figure) with
-#      --profile workflow/profiles/slurm, in its own working directory (results/slurm-ci/), the
-#      train and evaluate jobs asking SLURM for one (fake) GPU, reconstruct for none;
+#      train, reconstruct and evaluate each, the floor's mean image and its evaluation, plus
+#      their table and figure) with --profile workflow/profiles/slurm, in its own working
+#      directory (results/slurm-ci/), the train and evaluate jobs asking SLURM for one (fake)
+#      GPU, the CPU jobs (reconstruct, floor) for none;
 #   2. two training jobs interrupted while they run, once each has written a checkpoint: one is
 #      requeued (`scontrol requeue`, as preemption does: SIGTERM, back to the queue, started again
 #      under the same job id), the other cancelled (`scancel`, as a time limit does: Snakemake
@@ -70,13 +71,26 @@ SLURM_ARGS=(--profile "$ROOT/workflow/profiles/slurm" --workflow-profile none -d
 export QGVAE_SLURM_PARTITION=$PARTITION          # the profile's partition variable, sbatch -p
 "${SNAKEMAKE[@]}" "${SLURM_ARGS[@]}" --dry-run -- "$TARGET" > "$WORK/dryrun.log" 2>&1 \
   || { tail -40 "$WORK/dryrun.log"; fail "dry run"; exit 1; }
-# expected number of jobs per compute rule, from the dry run's job table
-declare -A EXPECTED=()
-for rule in train reconstruct evaluate; do
-  EXPECTED[$rule]=$(awk -v r="$rule" '$1 == r && $2 ~ /^[0-9]+$/ {print $2; exit}' "$WORK/dryrun.log")
-  EXPECTED[$rule]=${EXPECTED[$rule]:-0}
-done
-echo "compute jobs expected: train=${EXPECTED[train]} reconstruct=${EXPECTED[reconstruct]} evaluate=${EXPECTED[evaluate]}"
+# The compute rules, by kind: every evaluate* rule (evaluate, evaluate_floor, the grouped
+# evaluate_together_<i>) counts as evaluate; floor (the mean image) is a CPU job like reconstruct.
+rule_kind() {
+  case "$1" in
+    train|reconstruct|floor) echo "$1" ;;
+    evaluate|evaluate_floor|evaluate_together_[0-9]*) echo evaluate ;;
+    *) echo local ;;
+  esac
+}
+# expected number of jobs per kind, from the dry run's job table (first table only)
+declare -A EXPECTED=([train]=0 [reconstruct]=0 [floor]=0 [evaluate]=0)
+while read -r rule count; do
+  kind=$(rule_kind "$rule")
+  [ "$kind" = local ] || EXPECTED[$kind]=$(( EXPECTED[$kind] + count ))
+done < <(awk '/^Job stats:/ {n++; t = 1; next} t && NF == 0 && seen {t = 0}
+       t && n == 1 && $2 ~ /^[0-9]+$/ && $1 != "total" {print $1, $2; seen = 1}' "$WORK/dryrun.log")
+# metrics.json files: one per reconstructed run and one per floor
+EXPECTED_METRICS=$(( EXPECTED[reconstruct] + EXPECTED[floor] ))
+echo "compute jobs expected: train=${EXPECTED[train]} reconstruct=${EXPECTED[reconstruct]}" \
+  "floor=${EXPECTED[floor]} evaluate=${EXPECTED[evaluate]} (metrics.json files: $EXPECTED_METRICS)"
 [ "${EXPECTED[train]}" -gt 0 ] || { fail "$TARGET has no training job"; exit 1; }
 
 # Interruptions, done to the first two training jobs once each has a checkpoint:
@@ -86,7 +100,7 @@ echo "compute jobs expected: train=${EXPECTED[train]} reconstruct=${EXPECTED[rec
 #            reports CANCELLED and Snakemake resubmits it (the profile's `retries`).
 # Each writes "<job id> <run folder> <checkpoint step>" to $WORK/<action>.
 checkpoint_step() {
-  python -c 'import sys, torch; print(torch.load(sys.argv[1], map_location="cpu", weights_only=False)["step"])' "$1"
+  python -c 'import sys, torch; print(torch.load(sys.argv[1], map_location="cpu", weights_only=True)["step"])' "$1"
 }
 wait_state() {  # job state: until squeue shows it (at most 30 s)
   for _ in $(seq 1 120); do
@@ -147,10 +161,11 @@ note "did the jobs run through SLURM?"
 CANCELLED_JID=""; [ -s "$WORK/cancel" ] && read -r CANCELLED_JID _ _ < "$WORK/cancel"
 # "Job 3 has been submitted with SLURM jobid 17 (log: .../slurm_logs/rule_train/<wildcards>/17.log)."
 mapfile -t SUBMITTED < <(sed -n 's/.*submitted with SLURM jobid \([0-9]*\) (log: \(.*\))\.$/\1 \2/p' "$LOG")
-declare -A GOT=([train]=0 [reconstruct]=0 [evaluate]=0)
+declare -A GOT=([train]=0 [reconstruct]=0 [floor]=0 [evaluate]=0)
 for line in "${SUBMITTED[@]}"; do
   jid=${line%% *}; logfile=${line#* }
-  rule=$(sed -n 's#.*/slurm_logs/rule_\([a-z_]*\)/.*#\1#p' <<<"$logfile")
+  rule=$(sed -n 's#.*/slurm_logs/rule_\([a-z0-9_]*\)/.*#\1#p' <<<"$logfile")
+  kind=$(rule_kind "$rule")
   info=$(scontrol show job "$jid" 2>/dev/null || true)
   state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info")
   tres=$(sed -n 's/.*TresPerJob=\([^ ]*\).*/\1/p' <<<"$info")
@@ -160,13 +175,14 @@ for line in "${SUBMITTED[@]}"; do
   printf '  SLURM job %-4s %-12s %-10s partition=%-6s tres=%-12s requeue=%s restarts=%s\n' \
     "$jid" "$rule" "${state:-?}" "${part:-?}" "${tres:-none}" "${requeue:-?}" "${restarts:-?}"
   [ "$requeue" = 1 ] || fail "SLURM job $jid ($rule) was not submitted with --requeue"
-  case "$rule" in
-    train|reconstruct|evaluate) GOT[$rule]=$(( GOT[$rule] + 1 )) ;;
-    *) fail "rule $rule was submitted to SLURM (job $jid) but should be a local rule" ;;
-  esac
+  if [ "$kind" = local ]; then
+    fail "rule ${rule:-?} was submitted to SLURM (job $jid) but should be a local rule"
+  else
+    GOT[$kind]=$(( GOT[$kind] + 1 ))
+  fi
   want=COMPLETED; [ "$jid" = "$CANCELLED_JID" ] && want=CANCELLED
   [ "$state" = "$want" ] || fail "SLURM job $jid ($rule) is ${state:-unknown}, not $want"
-  if [ "$rule" = reconstruct ]; then
+  if [ "$kind" = reconstruct ] || [ "$kind" = floor ]; then
     [[ "$tres" != *gpu* ]] || fail "SLURM job $jid ($rule) requested a GPU (TresPerJob=$tres)"
   else
     [[ "$tres" == *gpu:1* ]] || fail "SLURM job $jid ($rule) did not request a GPU (TresPerJob=${tres:-none})"
@@ -174,7 +190,7 @@ for line in "${SUBMITTED[@]}"; do
   [ "$part" = "$PARTITION" ] || fail "SLURM job $jid ($rule) ran in partition ${part:-?}, not $PARTITION"
   [ -s "$logfile" ] || fail "SLURM job $jid ($rule) has no log file $logfile"
 done
-for rule in train reconstruct evaluate; do
+for rule in train reconstruct floor evaluate; do
   want=${EXPECTED[$rule]}; extra=""
   if [ "$rule" = train ] && [ -n "$CANCELLED_JID" ]; then
     want=$(( want + 1 )); extra=" (one resubmitted after scancel)"
@@ -230,8 +246,8 @@ fi
 
 note "metrics: SLURM run vs local run"
 mapfile -t METRICS < <(cd "$WORK" && find results -name metrics.json | sort)
-[ "${#METRICS[@]}" -eq "${EXPECTED[evaluate]}" ] && [ "${#METRICS[@]}" -gt 0 ] \
-  || fail "${#METRICS[@]} metrics.json under $WORK/results, expected ${EXPECTED[evaluate]}"
+[ "${#METRICS[@]}" -eq "$EXPECTED_METRICS" ] && [ "${#METRICS[@]}" -gt 0 ] \
+  || fail "${#METRICS[@]} metrics.json under $WORK/results, expected $EXPECTED_METRICS"
 missing=0
 for m in "${METRICS[@]}"; do [ -s "$LOCAL_REF/$m" ] || missing=1; done
 if [ "$missing" = 1 ]; then

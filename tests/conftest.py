@@ -90,7 +90,7 @@ def make_tiny_run(root, method="qgvae", model=None, **train):
 
 def assert_same_result_weights(run_a, run_b) -> None:
     """The final model.pt of two run folders holds identical tensors and extra state."""
-    load = lambda run: torch.load(run / "model.pt", map_location="cpu", weights_only=False)["model"]
+    load = lambda run: torch.load(run / "model.pt", map_location="cpu", weights_only=True)["model"]
     a, b = load(run_a), load(run_b)
     assert a.keys() == b.keys()
     for key in a:

@@ -128,7 +128,7 @@ def _metrics(run: Path) -> list[tuple]:
 
 
 def _checkpoint_step(run: Path) -> int:
-    return int(torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["step"])
+    return int(torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["step"])
 
 
 def _assert_same_result(run: Path, reference: Path) -> None:

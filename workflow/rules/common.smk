@@ -144,31 +144,43 @@ def run_floor(wildcards):
     return floor_dir(cfg["dataset"], cfg["eval"]["test_n"])
 
 
-# With `evaluation: {together: true}` (the quick configuration) the runs of a dataset that share
-# eval settings, and their floor, are evaluated by one `qgvae evaluate` process: the metric
-# networks load once instead of once per run. Each run keeps its own metrics.json; a rerun skips
-# the runs whose metrics.json already records the same inputs (--skip-current).
+# With `evaluation: {together: true}` (the quick configuration) runs are evaluated in groups,
+# one `qgvae evaluate` process per group, so that the metric networks load once per group instead
+# of once per run. A group holds runs that share their eval settings *and* the set of tables they
+# belong to: a target (one ablation, one table) then needs exactly its own runs' groups, never a
+# group that would also train runs of other targets. Each run keeps its own metrics.json; a rerun
+# skips the runs whose metrics.json already records the same inputs (--skip-current). The floors
+# are evaluated on their own (evaluate_floor) in both modes, since every target needs them.
 EVALUATION = config.get("evaluation") or {}
 EVALUATE_TOGETHER = bool(EVALUATION.get("together", False))
 # the Inception / LPIPS backend (qgvae evaluate --backend): the same numbers, different speed
 BACKEND_ARGS = ["--backend", EVALUATION.get("backend", "auto")]
 
 
+def run_memberships():
+    """{run folder: sorted tuple of the tables it fills}."""
+    member = {path: [] for path in RUNS}
+    for table in TABLES:
+        for path in table_runs(table):
+            member[path].append(table)
+    return {path: tuple(sorted(tables)) for path, tables in member.items()}
+
+
 def eval_groups():
-    """[(settings key, runs, with floor)] of the plan: the runs of a dataset that share eval
-    settings, split round-robin into `evaluation.jobs` parts (so that parts run side by side);
-    the first part also evaluates the floor."""
+    """[(settings key, runs)] of the plan: the runs that share eval settings and tables, each
+    group split round-robin into `evaluation.jobs` parts (so that parts run side by side)."""
     groups = {}
+    member = run_memberships()
     for path, info in RUNS.items():
         ev = info["config"]["eval"]
         floor = floor_dir(info["dataset"], ev["test_n"])
         key = (info["dataset"], floor, ev["batch_size"], tuple(ev["protocols"]), ev["fid_n"])
-        groups.setdefault(key, []).append(path)
+        groups.setdefault((key, member[path]), []).append(path)
     parts = max(1, int(EVALUATION.get("jobs", 1)))
     out = []
-    for key, runs in groups.items():
+    for (key, _), runs in groups.items():
         for i in range(min(parts, len(runs))):
-            out.append((key, runs[i::parts], i == 0))
+            out.append((key, runs[i::parts]))
     return out
 
 

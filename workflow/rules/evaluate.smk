@@ -77,8 +77,7 @@ rule floor:
 if EVALUATE_TOGETHER:
     # One job per group of runs (common.smk: eval_groups); outputs are update()d in place, so
     # a rerun keeps the runs whose metrics.json is current (--skip-current).
-    for _i, (_key, _runs, _with_floor) in enumerate(eval_groups()):
-        _dirs = _runs + ([_key[1]] if _with_floor else [])
+    for _i, (_key, _runs) in enumerate(eval_groups()):
 
         rule:
             name:
@@ -88,8 +87,8 @@ if EVALUATE_TOGETHER:
                 floor=f"{_key[1]}/reconstructions.npz",
                 weights=ancient(rules.fetch_weights.output.marker),
             output:
-                metrics=[update(f) for f in run_files(_dirs, "metrics.json")],
-                per_image=[update(f) for f in run_files(_dirs, "metrics_per_image.csv")],
+                metrics=[update(f) for f in run_files(_runs, "metrics.json")],
+                per_image=[update(f) for f in run_files(_runs, "metrics_per_image.csv")],
             log:
                 f"{RESULTS}/logs/evaluate/together_{_key[0]}_{_i}.log",
             benchmark:
@@ -100,7 +99,7 @@ if EVALUATE_TOGETHER:
             resources:
                 **job_resources("evaluate"),
             params:
-                runs=shell_words(_dirs),
+                runs=lambda wildcards, output: shell_words(map(os.path.dirname, output.metrics)),
                 flags=group_eval_args(_key),
             shell:
                 # params.runs, params.flags: already shell-quoted word by word (shell_words)
@@ -134,24 +133,27 @@ else:
             # params.flags: already shell-quoted word by word (shell_words in common.smk)
             "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
 
-    rule evaluate_floor:
-        input:
-            recon=f"{FLOOR}/reconstructions.npz",
-            weights=ancient(rules.fetch_weights.output.marker),
-        output:
-            metrics=f"{FLOOR}/metrics.json",
-        log:
-            f"{RESULTS}/logs/evaluate/{{dataset}}/floor/test{{n}}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/evaluate/{{dataset}}/floor/test{{n}}.tsv"
-        conda:
-            ENV
-        threads: RESOURCES["evaluate"]["threads"]
-        resources:
-            **job_resources("evaluate"),
-        params:
-            run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
-            flags=floor_eval_args,
-        shell:
-            # params.flags: already shell-quoted word by word (shell_words in common.smk)
-            "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+
+# The floor of every table, evaluated on its own (every target needs it; in a group it would tie
+# that group to every target).
+rule evaluate_floor:
+    input:
+        recon=f"{FLOOR}/reconstructions.npz",
+        weights=ancient(rules.fetch_weights.output.marker),
+    output:
+        metrics=f"{FLOOR}/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}/floor/test{{n}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/floor/test{{n}}.tsv"
+    conda:
+        ENV
+    threads: RESOURCES["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+        flags=floor_eval_args,
+    shell:
+        # params.flags: already shell-quoted word by word (shell_words in common.smk)
+        "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"

@@ -66,8 +66,8 @@ ln -s "$ROOT/config" "$WORK/config"    # the quick config's relative paths (pape
 SLURM_ARGS=(--profile "$ROOT/workflow/profiles/slurm" --workflow-profile none -d "$WORK"
             --slurm-status-command squeue          # no slurmdbd here: sacct would hang
             --slurm-init-seconds-before-status-checks 5
-            --slurm-keep-successful-logs
-            --set-resources train:gpu=1 evaluate:gpu=1)   # quick.yaml asks for none
+            --slurm-keep-successful-logs)
+GPU_RULES=(train:gpu=1)   # quick.yaml asks for no GPU; train and every evaluate rule get one
 export QGVAE_SLURM_PARTITION=$PARTITION          # the profile's partition variable, sbatch -p
 "${SNAKEMAKE[@]}" "${SLURM_ARGS[@]}" --dry-run -- "$TARGET" > "$WORK/dryrun.log" 2>&1 \
   || { tail -40 "$WORK/dryrun.log"; fail "dry run"; exit 1; }
@@ -80,13 +80,17 @@ rule_kind() {
     *) echo local ;;
   esac
 }
-# expected number of jobs per kind, from the dry run's job table (first table only)
+# expected number of jobs per kind, from the dry run's job table (its first one); every evaluate
+# rule of the target asks for a GPU too (evaluate_floor, evaluate_together_<i>: their names come
+# from the plan, so from the dry run)
 declare -A EXPECTED=([train]=0 [reconstruct]=0 [floor]=0 [evaluate]=0)
 while read -r rule count; do
   kind=$(rule_kind "$rule")
-  [ "$kind" = local ] || EXPECTED[$kind]=$(( EXPECTED[$kind] + count ))
+  if [ "$kind" != local ]; then EXPECTED[$kind]=$(( EXPECTED[$kind] + count )); fi
+  if [ "$kind" = evaluate ]; then GPU_RULES+=("$rule:gpu=1"); fi
 done < <(awk '/^Job stats:/ {n++; t = 1; next} t && NF == 0 && seen {t = 0}
-       t && n == 1 && $2 ~ /^[0-9]+$/ && $1 != "total" {print $1, $2; seen = 1}' "$WORK/dryrun.log")
+              t && n == 1 && $2 ~ /^[0-9]+$/ && $1 != "total" {print $1, $2; seen = 1}' "$WORK/dryrun.log")
+SLURM_ARGS+=(--set-resources "${GPU_RULES[@]}")   # one flag: a repeated one replaces the last
 # metrics.json files: one per reconstructed run and one per floor
 EXPECTED_METRICS=$(( EXPECTED[reconstruct] + EXPECTED[floor] ))
 echo "compute jobs expected: train=${EXPECTED[train]} reconstruct=${EXPECTED[reconstruct]}" \

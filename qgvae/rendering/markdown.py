@@ -96,9 +96,9 @@ def _stage_lines(results: Path) -> list[str]:
     if span is not None:
         lines.insert(
             0,
-            f"Elapsed wall time from the first job's start to the last job's end: "
-            f"**{span / 60:.1f} min** (jobs run side by side, so the per-stage wall times add up "
-            "to more).",
+            f"Elapsed wall time with at least one job running: **{span / 60:.1f} min** (jobs run "
+            "side by side, so the per-stage wall times add up to more; pauses between jobs are "
+            "not counted).",
         )
         lines.insert(1, "")
     return lines

@@ -55,8 +55,10 @@ def timing(results: str | Path) -> dict[str, Stage]:
 
 
 def elapsed_wall(results: str | Path) -> float | None:
-    """Seconds from the first job's start to the last job's end: each benchmark file is written
-    when its job ends (its mtime) after running ``s`` seconds. None without benchmark files."""
+    """Wall seconds during which at least one job ran: the union of the jobs' intervals (each
+    benchmark file is written when its job ends, its mtime, after running ``s`` seconds). A
+    pause between jobs, or a table re-rendered an hour later, adds only its own job time, not
+    the gap before it. None without benchmark files."""
     root = Path(results) / "benchmarks"
     spans = []
     for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
@@ -68,7 +70,12 @@ def elapsed_wall(results: str | Path) -> float | None:
             spans.append((end - float(row.get("s") or 0.0), end))
     if not spans:
         return None
-    return max(e for _, e in spans) - min(s for s, _ in spans)
+    busy, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy
 
 
 def timing_text(results: str | Path) -> str:
@@ -84,7 +91,7 @@ def timing_text(results: str | Path) -> str:
     lines.append(f"{'all jobs':<12} {total.jobs:>5} {total.wall_s:>9.1f} {total.cpu_s:>9.1f}")
     span = elapsed_wall(results)
     if span is not None:
-        lines.append(f"elapsed: {span:.1f} s from the first job's start to the last job's end")
+        lines.append(f"elapsed: {span:.1f} s of wall time with at least one job running")
     lines.append(
         "(wall-s is summed over jobs, which run side by side; CPU-s is what psutil sampled for "
         "each job's processes: Snakemake's own bookkeeping is not included)"

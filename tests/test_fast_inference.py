@@ -33,6 +33,7 @@ def test_run_padded_returns_what_the_unpadded_call_returns():
             assert torch.allclose(
                 torch.as_tensor(FI.run_padded(lambda t: [net(t)], x, pad)[0]), net(x), atol=1e-6
             )
+            assert torch.allclose(FI.run_padded(net, x, pad), net(x), atol=1e-6)  # a tensor
 
 
 class _Noisy(torch.nn.Module):
@@ -48,3 +49,21 @@ def test_a_fast_path_that_differs_falls_back_to_eager():
 def test_auto_is_traced_on_the_cpu():
     backend, note, _, _ = FI.build_backend(torch.nn.ReLU(), "cpu", "auto", (3, 4, 4))
     assert backend == "traced" and "relative difference" in note
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("backend", ["traced", "compiled"])
+def test_fast_lpips_equals_the_lpips_module(backend):
+    """The stacked-pair network, traced or compiled, gives lpips' own values (grayscale at the
+    native size and RGB at another size: each size gets its own checked network)."""
+    from qgvae.evaluation.image_metrics import LPIPSMetric
+
+    metric = LPIPSMetric("cpu", backend=backend, batch_size=4)
+    rng = np.random.default_rng(7)
+    for shape in [(3, 1, 32, 32), (5, 3, 40, 40)]:  # 5 > batch_size: two padded batches
+        x, y = (rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2))
+        got, want = metric(x, y), metric.reference(x, y)
+        assert got.shape == (shape[0],) and np.all(want > 0)
+        assert np.max(np.abs(got - want) / want) < 1e-5
+    assert metric.network(32, 32)[0] == backend, metric.backend_note
+    assert metric.backend_note.startswith("32x32: ") and "; 40x40: " in metric.backend_note

@@ -56,14 +56,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from .. import config as run_config
     from ..io import write_json
-    from ..machine import hardware, package_versions
+    from ..machine import hardware, package_versions, tune_cpu_allocator
     from ..training.bench import PAPER_CIFAR, run_bench
 
+    allocator = tune_cpu_allocator()  # as every training does (qgvae.cli.main)
     cfg = run_config.load(args.config) if args.config else run_config.resolve(PAPER_CIFAR)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     print(
         f"qgvae bench: {cfg['method']} on {cfg['dataset']}-shaped synthetic input, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, allocator {allocator}"
     )
 
     def show(r: dict[str, Any]) -> None:

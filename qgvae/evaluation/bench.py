@@ -5,10 +5,13 @@ Two measurements:
 
 * **features**: CPU-seconds (process plus child processes) per image of
   - pytorch-fid's own ``get_activations`` loop (PNG files, its DataLoader, batch 50) against the
-    harness's ``InceptionFeatures`` (uint8 arrays, traced + frozen on the CPU), and
+    harness's ``InceptionFeatures`` (uint8 arrays, the requested backend), and
   - LPIPS called as the ``lpips`` package documents (``LPIPS(net='alex')(x0, x1,
     normalize=True)``, eager) against the harness's ``LPIPSMetric``,
-  with the largest relative difference of the outputs (features must agree within 1e-5).
+  with the largest relative difference of the outputs (features must agree within 1e-5). The
+  references are measured twice: under the allocator a plain Python process has, and again
+  after :func:`qgvae.machine.tune_cpu_allocator`, so that the allocator's share of the gain is
+  visible apart from the networks'. The one-off build (tracing or compiling) is its own row.
 * **stages**: a full ``evaluate_run`` of N synthetic reconstructions of a dataset's shape,
   broken down by protocol and stage (resize, SSIM / PSNR, LPIPS, Inception, Frechet).
 
@@ -58,59 +61,85 @@ def synthetic_images(n: int, channels: int, size: int, seed: int = 0) -> np.ndar
 def feature_bench(
     n: int = 100,
     size: int = 229,
+    lpips_size: int = 256,
     batch_size: int = 50,
     repeats: int = 2,
     device: str = "cpu",
     backend: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Rows (what, CPU-s per image, wall-s per image, ratio to the reference, max rel. diff)."""
+    """Rows (what, CPU-s and wall-s per image, ratios to the references, max rel. diff).
+
+    Order matters and is fixed: the harness networks are built (and compiled) first, untimed
+    but reported; then the reference loops run under the process's allocator as it is
+    (glibc's default unless this process tuned it already: the row says which); then
+    :func:`qgvae.machine.tune_cpu_allocator` is applied, the references run again, and the
+    harness rows follow. ``cheaper`` is against the first reference row,
+    ``cheaper_than_tuned_reference`` against the same loop with the tuned allocator. Inception sees
+    ``size``-pixel images (the vqwae protocol's 229), LPIPS ``lpips_size`` (its 256)."""
     import torch
     from PIL import Image
     from pytorch_fid.fid_score import get_activations
 
+    from ..machine import allocator_note, tune_cpu_allocator
     from .evaluator import metric_models
     from .fast_inference import relative_error
 
     dev = torch.device(device)
-    lpips_metric, inception = metric_models(dev, backend)
+    (lpips_metric, inception), build_cpu, build_wall = _timed(
+        lambda: metric_models(dev, backend, batch_size), 1
+    )
     images = synthetic_images(n, 3, size)
-    other = synthetic_images(n, 3, size, seed=1)
-    rows: list[dict[str, Any]] = []
+    pair0, pair1 = synthetic_images(n, 3, lpips_size), synthetic_images(n, 3, lpips_size, 1)
+    _, lp_build_cpu, lp_build_wall = _timed(lambda: lpips_metric(pair0[:1], pair1[:1]), 1)
+    rows = [
+        _row(
+            f"build: Inception {inception.backend}, LPIPS "
+            f"{lpips_metric.network(lpips_size, lpips_size)[0]} (once per process)",
+            1,
+            build_cpu + lp_build_cpu,
+            build_wall + lp_build_wall,
+        )
+    ]
+
+    def batched(fn: Callable[..., Any], *arrays: np.ndarray) -> Callable[[], Any]:
+        def run() -> Any:
+            parts = [fn(*(a[s : s + batch_size] for a in arrays)) for s in range(0, n, batch_size)]
+            return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
+
+        return run
+
     with tempfile.TemporaryDirectory() as tmp:
         files = []
         for i, im in enumerate(images):
             path = Path(tmp) / f"{i}.png"
             Image.fromarray(im.transpose(1, 2, 0)).save(path)
             files.append(str(path))
-        ref, ref_cpu, ref_wall = _timed(
-            lambda: get_activations(files, inception.model, batch_size, 2048, dev, 1), repeats
-        )
+
+        def reference_rows() -> tuple[Any, float, Any, float]:
+            label = "default allocator" if allocator_note().startswith("default") else "tuned"
+            ref, cpu, wall = _timed(
+                lambda: get_activations(files, inception.model, batch_size, 2048, dev, 1), repeats
+            )
+            rows.append(_row(f"Inception: pytorch-fid get_activations [{label}]", n, cpu, wall))
+            lp, lp_cpu, lp_wall = _timed(batched(lpips_metric.reference, pair0, pair1), repeats)
+            rows.append(_row(f"LPIPS: lpips.LPIPS(net='alex') eager [{label}]", n, lp_cpu, lp_wall))
+            return ref, cpu, lp, lp_cpu
+
+        ref, ref_cpu, lp_ref, lp_ref_cpu = reference_rows()
+        tune_cpu_allocator()
+        _, tuned_cpu, _, lp_tuned_cpu = reference_rows()
     ref = torch.from_numpy(ref).float()
-
-    def ours(fn: Callable[[Any], Any]) -> Callable[[], Any]:
-        return lambda: torch.cat([fn(images[s : s + batch_size]) for s in range(0, n, batch_size)])
-
-    rows.append(_row("Inception: pytorch-fid get_activations (reference)", n, ref_cpu, ref_wall))
     for what, fn in (
         ("Inception: harness, eager", inception.reference),
         (f"Inception: harness, {inception.backend}", inception),
     ):
-        out, cpu, wall = _timed(ours(fn), repeats)
-        rows.append(_row(what, n, cpu, wall, ref_cpu, relative_error(out.cpu(), ref)))
-
-    def lpips_loop(fn: Callable[[Any, Any], Any]) -> Callable[[], Any]:
-        return lambda: np.concatenate(
-            [
-                fn(images[s : s + batch_size], other[s : s + batch_size])
-                for s in range(0, n, batch_size)
-            ]
-        )
-
-    lp_ref, lp_cpu, lp_wall = _timed(lpips_loop(lpips_metric.reference), repeats)
-    rows.append(_row("LPIPS: lpips.LPIPS(net='alex') eager (reference)", n, lp_cpu, lp_wall))
-    out, cpu, wall = _timed(lpips_loop(lpips_metric), repeats)
+        out, cpu, wall = _timed(batched(fn, images), repeats)
+        err = relative_error(out.cpu(), ref)
+        rows.append(_row(what, n, cpu, wall, ref_cpu, err, tuned_cpu))
+    out, cpu, wall = _timed(batched(lpips_metric, pair0, pair1), repeats)
     diff = float(np.abs(out - lp_ref).max() / max(np.abs(lp_ref).max(), 1e-30))
-    rows.append(_row("LPIPS: harness (LPIPSMetric)", n, cpu, wall, lp_cpu, diff))
+    used = lpips_metric.network(lpips_size, lpips_size)[0]
+    rows.append(_row(f"LPIPS: harness, {used}", n, cpu, wall, lp_ref_cpu, diff, lp_tuned_cpu))
     return rows
 
 
@@ -121,6 +150,7 @@ def _row(
     wall: float,
     reference_cpu: float | None = None,
     max_rel_diff: float | None = None,
+    tuned_reference_cpu: float | None = None,
 ) -> dict[str, Any]:
     return {
         "what": what,
@@ -128,6 +158,9 @@ def _row(
         "cpu_s_per_image": cpu / n,
         "wall_s_per_image": wall / n,
         "cheaper_than_reference": None if reference_cpu is None else reference_cpu / cpu,
+        "cheaper_than_tuned_reference": (
+            None if tuned_reference_cpu is None else tuned_reference_cpu / cpu
+        ),
         "max_rel_diff": max_rel_diff,
     }
 

@@ -191,7 +191,7 @@ _MODELS: dict[tuple, tuple[LPIPSMetric, InceptionFeatures]] = {}
 def metric_models(
     device: Any, backend: str = "auto", batch_size: int = 100
 ) -> tuple[LPIPSMetric, InceptionFeatures]:
-    """The LPIPS and Inception networks for ``device`` (Inception with ``backend``, see
+    """The LPIPS and Inception networks for ``device`` (both with ``backend``, see
     :mod:`.fast_inference`), cached per process and per weight file (path, size, mtime), so
     that evaluating many runs in one process loads (and compiles) them once."""
     files = [ensure_weights("lpips"), lpips_linear_weights_path(), ensure_weights("fid")]
@@ -200,7 +200,7 @@ def metric_models(
     if key not in _MODELS:
         _MODELS.clear()
         inception = InceptionFeatures(device, backend=backend, batch_size=batch_size)
-        _MODELS[key] = (LPIPSMetric(device), inception)
+        _MODELS[key] = (LPIPSMetric(device, backend, batch_size), inception)
     return _MODELS[key]
 
 

@@ -1,4 +1,5 @@
-"""Faster CPU inference of the metric networks, each checked against the eager reference.
+"""Faster CPU inference of the metric networks (Inception for rFID, the LPIPS pair network),
+each checked against the eager reference.
 
 Backends (``qgvae evaluate --backend``; all float32, no reduced precision):
 
@@ -48,6 +49,8 @@ def run_padded(net: Callable[..., Any], x: Any, pad_to: int | None) -> Any:
         return net(x)
     if n > pad_to:
         parts = [run_padded(net, x[s : s + pad_to], pad_to) for s in range(0, n, pad_to)]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat(parts)
         return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
     pad = x[-1:].expand(pad_to - n, *x.shape[1:])
     out = net(torch.cat([x, pad]))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..machine import package_versions
+from .fast_inference import build_backend, run_padded
 from .protocols import PSNR_CAP_DB
 from .weights import WEIGHTS, ensure_weights, file_description, lpips_linear_weights_path
 
@@ -196,9 +197,15 @@ class LPIPSMetric:
     The trunk is loaded from the hub-cache file ``ensure_weights('lpips')`` returns (the file
     that is hashed in ``description``), the linear layers from the lpips package. Call with two
     uint8 ``[B, C, H, W]`` batches (or float tensors in [0, 1]); returns float64 per-image values.
-    Inputs are mapped to [-1, 1] by LPIPS (``normalize=True``)."""
+    Inputs are mapped to [-1, 1] by LPIPS (``normalize=True``).
 
-    def __init__(self, device: Any = "cpu"):
+    ``backend`` is that of :mod:`.fast_inference` (``auto``: traced on the CPU, eager on CUDA).
+    The pair goes in as one stacked tensor ``[B, 2, 3, H, W]`` (:func:`_pair_network`), so the
+    lpips module traces and compiles like any network. Each input size gets its own fast
+    network, built on first use and checked against the eager lpips module on a probe of that
+    size (1e-5 relative, else eager); ``backend_note`` lists what every size used."""
+
+    def __init__(self, device: Any = "cpu", backend: str = "auto", batch_size: int = 100):
         import lpips
         import torch
 
@@ -233,7 +240,9 @@ class LPIPSMetric:
             prm.requires_grad_(False)
         self.net = net.eval().to(self.device)
         self.min_size = lpips_alex_min_size()
-        self.backend_note = "eager (lpips' own module; a traced one measured no faster)"
+        self.backend_request, self.batch_size = backend, batch_size
+        self._pair = _pair_network(self.net)
+        self._built: dict[tuple[int, int], tuple[str, str, Any, int | None]] = {}
         version = package_versions(("lpips",))["lpips"]
         self.description = (
             f"alex v0.1 (lpips {version}, normalize=True); backbone "
@@ -243,6 +252,23 @@ class LPIPSMetric:
 
     def supports(self, height: int, width: int) -> bool:
         return min(height, width) >= self.min_size
+
+    def network(self, height: int, width: int) -> tuple[str, str, Any, int | None]:
+        """``(backend, note, callable, batch padding)`` for pairs of ``height x width`` images,
+        built (traced or compiled, and checked) on first use."""
+        key = (int(height), int(width))
+        if key not in self._built:
+            self._built[key] = build_backend(
+                self._pair, self.device, self.backend_request, (2, 3, *key), self.batch_size
+            )
+        return self._built[key]
+
+    @property
+    def backend_note(self) -> str:
+        """What each input size used so far (metrics.json ``inference.lpips``)."""
+        if not self._built:
+            return f"{self.backend_request} requested; no batch evaluated yet"
+        return "; ".join(f"{h}x{w}: {b[1]}" for (h, w), b in sorted(self._built.items()))
 
     def __call__(self, originals: Any, reconstructions: Any) -> np.ndarray:
         import torch
@@ -256,8 +282,9 @@ class LPIPSMetric:
                 f"LPIPS-AlexNet needs inputs of at least {self.min_size}x"
                 f"{self.min_size}, got {tuple(x0.shape[-2:])}"
             )
+        _, _, net, pad_to = self.network(*x0.shape[-2:])
         with torch.inference_mode():
-            d = self.net(x0, x1, normalize=True)
+            d = run_padded(net, torch.stack([x0, x1], 1), pad_to)
         return d.reshape(-1).double().cpu().numpy()
 
     def reference(self, originals: Any, reconstructions: Any) -> np.ndarray:
@@ -268,3 +295,19 @@ class LPIPSMetric:
         x1 = to_rgb_float(reconstructions, self.device)
         with torch.inference_mode():
             return self.net(x0, x1, normalize=True).reshape(-1).double().cpu().numpy()
+
+
+def _pair_network(lpips_net: Any) -> Any:
+    """``lpips_net(x0, x1, normalize=True)`` as a module of one input, the stacked pair
+    ``[B, 2, 3, H, W]`` -> ``[B]`` (what :func:`.fast_inference.build_backend` traces)."""
+    import torch
+
+    class PairDistance(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lpips = lpips_net
+
+        def forward(self, pair: torch.Tensor) -> torch.Tensor:
+            return self.lpips(pair[:, 0], pair[:, 1], normalize=True).reshape(-1)
+
+    return PairDistance().eval()

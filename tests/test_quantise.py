@@ -189,6 +189,44 @@ def test_losses_equal_closed_forms(betas):
     assert z.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("codebook", ["individual", "shared"])
+def test_codebook_gradient_is_the_same_on_every_backward_pass(codebook):
+    """Several CPU threads must not make a seeded run irreproducible.
+
+    ``codebooks[codes]`` (advanced indexing) back-propagates through ``index_put_`` with
+    ``accumulate=True``, which on a multi-threaded CPU adds large gradients with unordered atomic
+    float adds: two MNIST trainings of the same seed drifted apart from step 5 on 2 cores. Few
+    codewords, many slots and more than 32768 gathered values (ATen's parallel grain size)
+    make collisions certain. The gradient must also equal an independent per-codeword sum."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(5)
+        vq = VectorQuantiser(
+            num_tokens=16, dim=64, codebook_size=4, codebook=codebook, init_range=1.0
+        )
+        z = torch.randn(64, 16, 64)
+        w = torch.randn(64, 16, 64)
+
+        def grad():
+            vq.codebooks.grad = None
+            out = vq(z)
+            (out.loss_codebook * z.numel() + (vq.lookup(out.codes) * w).sum()).backward()
+            return out.codes, vq.codebooks.grad.clone()
+
+        codes, first = grad()
+        for _ in range(10):
+            assert torch.equal(grad()[1], first)
+    finally:
+        torch.set_num_threads(threads)
+    # the same gradient, summed codeword by codeword in float64 (independent of the module)
+    e = vq.codebooks.detach().double()[vq.book_index[None].expand_as(codes), codes]
+    per_slot = 2 * vq.beta_codebook * (e - z.double()) + w.double()
+    ref = torch.zeros_like(vq.codebooks, dtype=torch.float64)
+    ref.index_put_((vq.book_index[None].expand_as(codes), codes), per_slot, accumulate=True)
+    assert torch.allclose(first.double(), ref, rtol=1e-5, atol=1e-4)  # float32 sums of ~256
+
+
 def test_perplexity_closed_form():
     vq = make(num_tokens=2, dim=2, codebook_size=4, offset=False)
     books = vq.codebooks.detach()

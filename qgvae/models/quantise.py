@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -204,9 +205,15 @@ class VectorQuantiser(nn.Module):
         return dist.argmin(-1).transpose(0, 1).contiguous()  # [B, S]
 
     def _embed(self, codes: Tensor) -> Tensor:
-        """Codewords of ``codes [B, S]`` -> float32 ``[B, S, d]`` (differentiable w.r.t. books)."""
+        """Codewords of ``codes [B, S]`` -> float32 ``[B, S, d]`` (differentiable w.r.t. books).
+
+        ``F.embedding`` rather than ``books[flat]``: the two gather the same rows, but indexing
+        back-propagates through ``index_put_(accumulate=True)``, which on a multi-threaded CPU
+        sums colliding rows with unordered atomic adds, so that a seeded run differed from its
+        repeat. Embedding's backward sums in a fixed order on CPU and CUDA.
+        """
         flat = self.book_index * self.codebook_size + codes  # [B, S]
-        return self.codebooks.float().reshape(-1, self.sub_dim)[flat]
+        return F.embedding(flat, self.codebooks.float().reshape(-1, self.sub_dim))
 
     def _finish(self, e: Tensor) -> Tensor:
         """Slots ``[B, S, d]`` -> tokens ``[B, T, D]`` plus the learned offset (float32)."""

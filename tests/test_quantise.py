@@ -191,20 +191,15 @@ def test_losses_equal_closed_forms(betas):
 
 @pytest.mark.parametrize("codebook", ["individual", "shared"])
 def test_codebook_gradient_is_the_same_on_every_backward_pass(codebook):
-    """Several CPU threads must not make a seeded run irreproducible.
-
-    ``codebooks[codes]`` (advanced indexing) back-propagates through ``index_put_`` with
-    ``accumulate=True``, which on a multi-threaded CPU adds large gradients with unordered atomic
-    float adds: two MNIST trainings of the same seed drifted apart from step 5 on 2 cores. Few
-    codewords, many slots and more than 32768 gathered values (ATen's parallel grain size)
-    make collisions certain. The gradient must also equal an independent per-codeword sum."""
+    """Several CPU threads must not make a seeded run irreproducible (see ``_embed``: gathering
+    by indexing made two MNIST trainings of one seed drift apart on 2 cores). Few codewords and
+    more than 32768 gathered values (ATen's parallel grain size) make collisions certain. The
+    gradient must also equal an independent per-codeword sum."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         torch.manual_seed(5)
-        vq = VectorQuantiser(
-            num_tokens=16, dim=64, codebook_size=4, codebook=codebook, init_range=1.0
-        )
+        vq = make(num_tokens=16, dim=64, codebook_size=4, codebook=codebook, init_range=1.0)
         z = torch.randn(64, 16, 64)
         w = torch.randn(64, 16, 64)
 

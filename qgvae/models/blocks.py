@@ -1,23 +1,31 @@
 """Building blocks of QG-VAE: residual blocks, positional encoding and the two U-Net halves.
 
-Follows the authors' notebook (github.com/DaiDaiLoh/QG-VAE, ``SmallResidualBlock`` /
-``UNetBlock`` / ``UNet``):
+The network is the authors' (github.com/DaiDaiLoh/QG-VAE, ``QG-VAE.ipynb``: ``SmallResidualBlock``,
+``ResidualBlocks``, ``UNetBlock``, ``UNet``), checked by copying their weights into ours: the
+outputs agree to float32 rounding and the codes are identical (``docs/fidelity.md``).
 
-- :class:`ResBlock`: Imagen-style residual block. The conditioning input (the U-Net's input
-  plus a 64-channel positional encoding, resized to the block's resolution) enters through a
-  1x1 conv and is added first; then GroupNorm -> SiLU -> 3x3 conv -> GroupNorm -> SiLU -> 3x3 conv,
-  plus a skip (1x1 conv when the channel count changes, identity otherwise).
+- :class:`ResBlock`: Imagen-style residual block. The conditioning input (the U-Net's input plus a
+  64-channel positional encoding, brought to the block's resolution as below) enters through a
+  bias-free 1x1 conv and is added first; then GroupNorm -> SiLU -> 3x3 conv -> GroupNorm -> SiLU ->
+  3x3 conv, plus a bias-free 1x1 conv on the skip path, *always*, also where the channel count does
+  not change (the authors' ``conv_res``).
 - :func:`positional_encoding`: ``sin / cos(2^i * coordinate)`` for i < 16 frequencies and the two
   coordinates (row / H, column / W): 64 channels.
-- :class:`UNet`: recursive U-Net. Level ``i`` runs at nominal resolution ``size / 2^i``; it
-  recurses (bilinear x0.5 down, x2 up) while that is above 8 px. ``skip_up`` (encoder) drops the
-  upsampling of the first f levels, so the output is ``size / 2^f``; ``skip_down`` (decoder) drops
-  the downsampling of the first f levels, so the output is ``size * 2^f``.
+- :class:`UNet`: recursive U-Net without skip concatenations. Level ``i`` runs at nominal resolution
+  ``size / 2^i``; it recurses (bilinear x0.5 down, x2 up) while that is above 8 px. ``skip_up``
+  (encoder) drops the upsampling of the first f levels, so the output is ``size / 2^f``;
+  ``skip_down`` (decoder) drops the downsampling of the first f levels, so the output is
+  ``size * 2^f``.
+
+How the conditioning reaches each level (as the authors' ``UNetBlock.forward`` does it): a level
+receives its conditioning map at the size of its input. Its first residual stack uses it as it is.
+Its child receives it subsampled by nearest neighbour, x0.5 per step (every 2nd pixel), until it
+matches the child's input. Its second residual stack receives it resized to that stack's input in
+repeated bilinear x2 / x0.5 steps. Every resize of a skip path is such a chain of x2 / x0.5 steps
+(:func:`resize_in_steps`), never one jump to the target size.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +36,14 @@ __all__ = [
     "ResBlock",
     "ResStack",
     "positional_encoding",
-    "resize",
+    "halve",
+    "double",
+    "resize_in_steps",
     "UNet",
     "UNetLevel",
 ]
 
-Cond = Callable[[Tensor], Tensor]  # feature map -> conditioning input at its resolution
+HALVING = ("bilinear", "nearest", "average")
 
 
 def norm_groups(channels: int, max_groups: int = 16) -> int:
@@ -52,30 +62,52 @@ def conv1x1(c_in: int, c_out: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1, bias=bias)
 
 
-def resize(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
-    """Resize a map to ``size``: box average when shrinking (equal to repeated bilinear x0.5
-    for powers of two), bilinear when growing; identity when the size already matches."""
-    size = tuple(size)
-    if tuple(x.shape[-2:]) == size:
-        return x
-    if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
-        kh, kw = x.shape[-2] // size[0], x.shape[-1] // size[1]
-        if (size[0] * kh, size[1] * kw) == tuple(x.shape[-2:]):
-            return F.avg_pool2d(x, (kh, kw))  # same as "area", cheaper
-        return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+def halve(x: Tensor, mode: str = "bilinear") -> Tensor:
+    """One x0.5 step, ``floor(side / 2)`` per side, as the authors' layers compute it.
+
+    ``"bilinear"``: ``nn.Upsample(scale_factor=0.5, mode="bilinear")`` (the mean of each 2x2 cell);
+    ``"nearest"``: ``nn.Upsample(scale_factor=0.5, mode="nearest")`` (every 2nd pixel, starting at
+    the first); ``"average"``: ``nn.AvgPool2d(2)``.
+    """
+    if mode == "average":
+        return F.avg_pool2d(x, 2)
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=0.5, mode="nearest")
+    if mode == "bilinear":
+        return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+    raise ValueError(f"halving mode must be one of {HALVING}, got {mode!r}")
+
+
+def double(x: Tensor) -> Tensor:
+    """One bilinear x2 step (``nn.Upsample(scale_factor=2, mode="bilinear")``)."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def resize_in_steps(x: Tensor, side: int, down: str = "bilinear") -> Tensor:
+    """Bring a square map to ``side`` in x2 / x0.5 steps (the authors' ``while`` loops):
+    :func:`double` while it is smaller, :func:`halve` (``down``) while it is larger."""
+    while x.shape[-2] < side:
+        x = double(x)
+    while x.shape[-2] > side:
+        x = halve(x, down)
+    return x
 
 
 def positional_encoding(height: int, width: int, freqs: int = 16) -> Tensor:
     """2-D sin/cos encoding ``[4 * freqs, H, W]`` (64 channels for 16 frequencies).
 
     Channel order as in the authors' code: for i in range(freqs): sin(2^i r), sin(2^i c),
-    cos(2^i r), cos(2^i c), with r = row / H and c = column / W. Computed in float64 (the high
-    frequencies have large arguments) and returned as float32, so it is identical on every device.
+    cos(2^i r), cos(2^i c), with r = row / H and c = column / W. The coordinates are the authors'
+    float32 values (``row / H`` rounded to float32: at 28 px they are not exact); their multiples
+    and sines are then computed in float64 and rounded once, so the encoding is the correctly
+    rounded value of the authors' arguments and identical on every device (float32 sines of
+    arguments up to 2^15 differ by an ulp between CPU and CUDA libraries).
     """
-    rows = (torch.arange(height, dtype=torch.float64) / height)[:, None].expand(height, width)
-    cols = (torch.arange(width, dtype=torch.float64) / width)[None, :].expand(height, width)
-    grid = torch.stack([rows, cols])  # [2, H, W]
+    rows = (torch.arange(height, dtype=torch.float64) / height).float().double()
+    cols = (torch.arange(width, dtype=torch.float64) / width).float().double()
+    grid = torch.stack(
+        [rows[:, None].expand(height, width), cols[None, :].expand(height, width)]
+    )  # [2, H, W]
     parts = []
     for i in range(freqs):
         parts += [torch.sin(2.0**i * grid), torch.cos(2.0**i * grid)]
@@ -85,7 +117,8 @@ def positional_encoding(height: int, width: int, freqs: int = 16) -> Tensor:
 class ResBlock(nn.Module):
     """Imagen-style residual block with a conditioning input (authors' ``SmallResidualBlock``).
 
-    ``out = conv2(silu(gn2(conv1(silu(gn1(x + cond_proj(cond))))))) + skip(x)``.
+    ``out = conv2(silu(gn2(conv1(silu(gn1(x + cond_proj(cond))))))) + skip(x)``, ``skip`` a
+    bias-free 1x1 conv (also when ``c_in == c_out``), ``cond`` at the resolution of ``x``.
     """
 
     def __init__(self, c_in: int, c_mid: int, c_out: int, cond_channels: int) -> None:
@@ -95,7 +128,7 @@ class ResBlock(nn.Module):
         self.conv1 = conv3x3(c_in, c_mid)
         self.norm2 = nn.GroupNorm(norm_groups(c_mid), c_mid)
         self.conv2 = conv3x3(c_mid, c_out)
-        self.skip = conv1x1(c_in, c_out, bias=False) if c_in != c_out else nn.Identity()
+        self.skip = conv1x1(c_in, c_out, bias=False)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         h = x + self.cond_proj(cond)
@@ -105,7 +138,8 @@ class ResBlock(nn.Module):
 
 
 class ResStack(nn.Module):
-    """``n`` residual blocks ``c_in -> c_mid -> ... -> c_out`` (authors' ``ResidualBlocks``)."""
+    """``n`` residual blocks ``c_in -> c_mid -> ... -> c_out`` (authors' ``ResidualBlocks``),
+    all conditioned on the same map."""
 
     def __init__(self, c_in: int, c_mid: int, c_out: int, cond_channels: int, n: int) -> None:
         super().__init__()
@@ -114,10 +148,9 @@ class ResStack(nn.Module):
             ResBlock(a, c_mid, b, cond_channels) for a, b in zip(chans[:-1], chans[1:])
         )
 
-    def forward(self, x: Tensor, cond: Cond) -> Tensor:
-        c = cond(x)
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         for block in self.blocks:
-            x = block(x, c)
+            x = block(x, cond)
         return x
 
 
@@ -181,17 +214,40 @@ class UNetLevel(nn.Module):
         self.out_conv = conv3x3(c_out, c_out)
         self.out_channels = c_out
 
-    def forward(self, x: Tensor, cond: Cond) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        """``x [B, c_in, s, s]``, ``cond [B, cond_channels, s, s]`` (this level's conditioning)."""
         x = self.in_res(self.in_conv(x), cond)
         if self.child is not None:
-            size = x.shape[-2:]
             if self.down:
-                x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
-            x = self.child(x, cond)
+                x = halve(x)
+            child_cond = cond
+            while child_cond.shape[-2] > x.shape[-2]:
+                child_cond = halve(child_cond, "nearest")
+            x = self.child(x, child_cond)
             if self.up:
-                target = size if self.down else (2 * x.shape[-2], 2 * x.shape[-1])
-                x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
-        return self.out_conv(self.out_res(x, cond))
+                x = double(x)
+        return self.out_conv(self.out_res(x, resize_in_steps(cond, x.shape[-2])))
+
+
+def check_sides(size: int, skip_up: int = 0, skip_down: int = 0) -> None:
+    """Refuse a side that the authors' U-Net cannot halve and double back to itself.
+
+    A level that halves its map for its child (bilinear x0.5, ``floor``) and doubles it back
+    afterwards (x2) needs an even side there: an odd one would come back one pixel short.
+    28 (28 -> 14 -> 7, the leaf) and the powers of two are fine; 36 (-> 18 -> 9 -> 4 -> 8) is
+    not, and the authors' code fails on it too (its conditioning no longer matches the map).
+    """
+    side, nominal, depth = size, size, 0
+    while nominal > 8 or depth < max(skip_up, skip_down):
+        if depth >= skip_down:  # this level halves its map for its child
+            if side % 2 and depth >= skip_up:  # ... and doubles it back
+                raise ValueError(
+                    f"image side {size}: U-Net level {depth} would halve an odd side ({side}) "
+                    "and not double back to it; use a side that stays even down to 8 px or "
+                    "below (e.g. 28, 32, 64)"
+                )
+            side //= 2
+        nominal, depth = nominal // 2, depth + 1
 
 
 class UNet(nn.Module):
@@ -212,9 +268,10 @@ class UNet(nn.Module):
                       ``size * 2^skip_down``).
         pe_freqs:     frequencies of the positional encoding (64 channels for 16).
 
-    Every residual block is conditioned on ``cat(input, positional encoding)`` resized to its
-    resolution. The output is ``out_proj(levels(x) + resize(in_proj(x)))`` with two bias-free 3x3
-    convs (the authors' ``mega_residual`` and ``out_projection``).
+    The top level is conditioned on ``cat(input, positional encoding)``; see the module docstring
+    for how the levels below receive it. The output is ``out_proj(levels(x) + in_proj(x))`` with
+    two bias-free 3x3 convs (the authors' ``mega_residual`` and ``out_projection``), ``in_proj(x)``
+    brought to the output's size in bilinear x2 / x0.5 steps.
     """
 
     def __init__(
@@ -234,6 +291,7 @@ class UNet(nn.Module):
         super().__init__()
         if skip_up and skip_down:
             raise ValueError("a U-Net skips either upsampling (encoder) or downsampling (decoder)")
+        check_sides(size, skip_up, skip_down)
         self.register_buffer("pe", positional_encoding(size, size, pe_freqs), persistent=False)
         self.levels = UNetLevel(
             c_in=in_channels,
@@ -253,14 +311,5 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pe = self.pe.to(x.dtype).expand(x.shape[0], -1, -1, -1)
-        cond0 = torch.cat([x, pe], dim=1)
-        cache: dict[tuple[int, int], Tensor] = {}
-
-        def cond(h: Tensor) -> Tensor:
-            key = (h.shape[-2], h.shape[-1])
-            if key not in cache:
-                cache[key] = resize(cond0, key)
-            return cache[key]
-
-        out = self.levels(x, cond)
-        return self.out_proj(out + resize(self.in_proj(x), out.shape[-2:]))
+        out = self.levels(x, torch.cat([x, pe], dim=1))
+        return self.out_proj(out + resize_in_steps(self.in_proj(x), out.shape[-2]))

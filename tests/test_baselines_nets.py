@@ -169,7 +169,7 @@ RELEASED_MODELS = {
     ("vqwae", "cifar10"): (331_136, 249_027, 645_699, 0),  # configs/cifar10_vqwae_C512.yaml
     ("vqwae", "svhn"): (331_136, 249_027, 645_699, 0),  # configs/svhn_vqwae_C512.yaml
     # celeba_fast_vqwae_C512.yaml trains FVQWAE: two KantorovichNetwork(64 -> 64 -> 1) of 4,225
-    # parameters each (model.py 47-62, 132-135), not reproduced (docs/baselines.md)
+    # parameters each (model.py 46-62, 130-131), not reproduced (docs/baselines.md)
     ("vqwae", "celeba64"): (319_584, 278_179, 639_493, 8_450),
     # sony/sqvae: encoder + decoder + codebook [512, 64] + log_param_q_scalar (model.py 39-45)
     ("sqvae", "mnist"): (153_312, 153_121, 339_202, 0),  # sony net_32 built for 1 channel
@@ -227,9 +227,9 @@ def test_dqvae_parameter_counts(dataset, total):
     """The released network (a 256-px VQGAN, 47,836,037 trainable parameters with
     dqvae-dual-r-05_imagenet.yml) is replaced by the grid network, so only the router and the
     quantiser have released counterparts: ``DualGrainFeatureRouter(num_channels=64,
-    "group-32", "2layer-fc-SiLu")`` (RouterDual.py 6-31) has 2 x 128 GroupNorm + 128 x 128 + 128 +
-    128 x 2 + 2 = 17,026 parameters; the EMA codebook trains nothing (quantize2_mask.py 22: the
-    released weights have requires_grad False; ours are buffers)."""
+    "group-32", "2layer-fc-SiLu")`` (RouterDual.py 6-31) has two GroupNorm(64) (2 x 128)
+    + 128 x 128 + 128 + 128 x 2 + 2 = 17,026 parameters; the EMA codebook trains nothing
+    (quantize2_mask.py 23: the released weights have requires_grad False; ours are buffers)."""
     m = _resolved_model("dqvae", dataset, {"model": {"budget": 0.5, "region": 2}})
     router = sum(_trainable(x) for x in (m.norm_fine, m.norm_coarse, m.router))
     assert router == 17_026

@@ -75,9 +75,10 @@ Deviations from the original:
   offline weights do not include), with its dropout off (see :mod:`baselines.perceptual`);
 - the VQGAN encoder / decoder (GroupNorm-Swish ResNet blocks with attention) is replaced by the
   harness's grid network; the coarse branch is extra 4x4/s2 convs plus a head; the decoder's
-  positional embedding is the learned one only (the released config adds a Fourier embedding);
-  no 1x1 ``quant_conv`` / ``post_quant_conv`` around the quantiser (the grid encoder ends in
-  a 1x1 conv already);
+  positional embedding is one learned table, std 0.02 (the released one: learned row + column
+  embeddings, trunc-normal std 1, plus Fourier features, ``DecoderPositional.py`` 13-38,
+  103-105); no 1x1 ``quant_conv`` / ``post_quant_conv`` around the quantiser (the grid encoder
+  ends in a 1x1 conv already);
 - ``region`` generalises the dual grain's fixed 2x2 split to any power of two (the budget ratio
   stays the fraction of refined regions);
 - single process (the original all-reduces the EMA statistics under DDP);

@@ -36,6 +36,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "select": "final",
     "keep_checkpoints": False,
     "amp": "bf16",
+    "cpu_amp": "none",
+    "tf32": False,
     "compile": False,
     "checkpoint_every": 1000,
     "log_every": 50,

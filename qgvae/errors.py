@@ -14,6 +14,8 @@ class                  status  raised when
 ``TrainingDiverged``   1       a loss became NaN or infinite
 ``ToolError``          1       an external program (LaTeX) failed; the message names its log
 ``Interrupted``        143     SIGTERM / SIGINT arrived; a checkpoint was written (resumable)
+``DiskFull``           1       a file could not be written for lack of space; the earlier one
+                               is intact (the message says how much is needed and free)
 =====================  ======  ====================================================
 
 An ``OSError`` that reaches the command (a folder that cannot be created, a file that cannot be
@@ -75,3 +77,11 @@ class Interrupted(QGVAEError, RuntimeError):
     """SIGTERM/SIGINT arrived; a checkpoint was written and the run can be resumed."""
 
     exit_code = 143
+
+
+class DiskFull(QGVAEError, OSError):
+    """A file could not be written because its file system is full. The earlier version of the
+    file is intact (every write is atomic); the message names the file, the space free and
+    needed, and how to go on."""
+
+    exit_code = 1

@@ -81,6 +81,8 @@ def cpu_model() -> str:
 
 
 def hardware(device: str | None = None) -> dict[str, Any]:
+    """What a result records about the machine. ``device`` is the device the run used: ``gpu``
+    names that GPU (not device 0), ``gpus_visible`` counts the GPUs the process could see."""
     import torch
 
     info: dict[str, Any] = {
@@ -94,7 +96,13 @@ def hardware(device: str | None = None) -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["cuda"] = torch.version.cuda
-        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpus_visible"] = torch.cuda.device_count()
+        dev = torch.device(device) if device else None
+        if dev is not None and dev.type == "cuda":
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            info["gpu"] = torch.cuda.get_device_name(index)
+            memory = torch.cuda.get_device_properties(index).total_memory
+            info["gpu_memory_gb"] = round(memory / 1e9, 1)
     info["device"] = device
     return info
 

@@ -65,7 +65,9 @@ def test_run_json_and_log(tmp_path, photos_root, tiny_run):
 
 
 def test_nan_loss_stops_without_result(tmp_path, photos_root, monkeypatch, tiny_run):
-    real = trainer.train_step
+    from qgvae.training import step
+
+    real = step.train_step
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -73,7 +75,7 @@ def test_nan_loss_stops_without_result(tmp_path, photos_root, monkeypatch, tiny_
         calls["n"] += 1
         return output, loss * float("nan") if calls["n"] >= 3 else loss
 
-    monkeypatch.setattr(trainer, "train_step", poisoned)
+    monkeypatch.setattr(step, "train_step", poisoned)
     with pytest.raises(trainer.TrainingDiverged, match="step 3"):
         trainer.train(tiny_run(), tmp_path)
     assert not (tmp_path / "model.pt").exists()

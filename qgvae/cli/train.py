@@ -46,6 +46,51 @@ def _check_before_training(cfg: dict[str, Any], out: str) -> None:
     check_resumable(out, cfg)  # run.json and checkpoint.pt of an earlier attempt
 
 
+def bench_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The run configurations ``qgvae bench train`` measures: ``--config`` files, or the distinct
+    training configurations of a plan (``--plan`` file or ``--workflow-config``), narrowed by
+    ``--table``, ``--datasets`` and ``--methods``; by default every method of Table 1 on MNIST
+    from ``config/config.yaml``, or the CIFAR-10 QG-VAE setting where that file is absent."""
+    from pathlib import Path
+
+    import yaml
+
+    from .. import config as run_config
+    from ..plan import build_plan, runs_for, training_digest
+    from ..training.bench import PAPER_CIFAR
+    from .common import need_file, read_plan
+
+    if args.config:
+        return [run_config.load(c) for c in args.config]
+    if args.plan:
+        plan = read_plan(args.plan)
+    else:
+        source = args.workflow_config or "config/config.yaml"
+        if not args.workflow_config and not Path(source).is_file():
+            return [run_config.resolve(PAPER_CIFAR)]
+        try:
+            wcfg = yaml.safe_load(need_file("workflow config", source).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise run_config.ConfigError(f"{source}: not valid YAML: {exc}") from None
+        plan = build_plan(wcfg)
+    table = args.table or ("table1" if not args.plan else "")
+    datasets = args.datasets or (["mnist"] if not args.plan else None)
+    out: dict[str, dict[str, Any]] = {}
+    for path in runs_for(plan, table):
+        run = plan["runs"][path]
+        if datasets and run["dataset"] not in datasets:
+            continue
+        if args.methods and run["method"] not in args.methods:
+            continue
+        out.setdefault(training_digest(run["config"]), run["config"])
+    if not out:
+        raise run_config.ConfigError(
+            f"qgvae bench: no run of table {table!r} matches datasets {datasets} and methods "
+            f"{args.methods}"
+        )
+    return list(out.values())
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
@@ -54,30 +99,39 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         return bench_eval(args)
 
-    from .. import config as run_config
     from ..io import write_json
     from ..machine import hardware, package_versions, tune_cpu_allocator
-    from ..training.bench import PAPER_CIFAR, run_bench
+    from ..training.bench import run_bench
 
     allocator = tune_cpu_allocator()  # as every training does (qgvae.cli.main)
-    cfg = run_config.load(args.config) if args.config else run_config.resolve(PAPER_CIFAR)
+    configs = bench_configs(args)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     print(
-        f"qgvae bench: {cfg['method']} on {cfg['dataset']}-shaped synthetic input, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, allocator {allocator}"
+        f"qgvae bench: {len(configs)} configuration(s) on synthetic input of each dataset's "
+        f"shape, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"allocator {allocator}; ratio = eager fp32 step time / this step time (same run)"
     )
 
     def show(r: dict[str, Any]) -> None:
+        ratio = f"{r['ratio']:5.2f}x" if r["ratio"] is not None else "    - "
+        native = "" if r["native"] else " (not native on this CPU)"
+        extra = ""
+        if r["mode"] == "compiled":
+            pays = r["pays_after_steps"]
+            extra = f"  compile {r['compile_s']:6.1f} s, pays after " + (
+                f"{pays} steps" if pays is not None else "never"
+            )
+        if r["syncs_per_step"] is not None:
+            extra += f"  syncs/step {r['syncs_per_step']:.1f}"
         print(
-            f"{r['device']:>6} {r['device_name'][:24]:<24} {r['mode']:<8} "
-            f"{r['precision']:<5} {r['images_per_s']:9.1f} img/s  "
-            f"{r['step_ms']:8.2f} ms/step  model-only {r['model_only_step_ms']:8.2f} ms"
-            f"  outside {100 * r['outside_share']:5.1f}%",
+            f"{r['method']:<8} {r['dataset']:<8} {r['digest']} {r['device']:>6} {r['mode']:<8} "
+            f"{r['precision']:<4} {r['step_ms']:9.1f} ms/step {r['images_per_s']:8.1f} img/s "
+            f"{ratio}  outside {100 * r['outside_share']:4.1f}%{extra}{native}",
             flush=True,
         )
 
     rows = run_bench(
-        cfg,
+        configs,
         devices,
         args.modes,
         args.precisions,
@@ -89,7 +143,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(
             args.json,
-            {"config": cfg, "rows": rows, "versions": package_versions(), "hardware": hardware()},
+            {
+                "configs": configs,
+                "rows": rows,
+                "versions": package_versions(),
+                "hardware": hardware(),
+            },
         )
     return 0
 
@@ -139,8 +198,18 @@ def add_parsers(sub: Any) -> None:
     )
     b.add_argument(
         "--config",
-        help="run config file to benchmark instead of the paper's CIFAR-10 QG-VAE setting",
+        nargs="+",
+        help="train: run config file(s) to measure (instead of a plan's configurations)",
     )
+    b.add_argument(
+        "--workflow-config",
+        help="train: measure the distinct training configurations of this workflow config "
+        "(default: config/config.yaml, Table 1 on MNIST)",
+    )
+    b.add_argument("--plan", help="train: the same from a plan file (qgvae plan)")
+    b.add_argument("--table", help="train: only this table's runs (default: table1)")
+    b.add_argument("--datasets", nargs="+", help="train: only these datasets (default: mnist)")
+    b.add_argument("--methods", nargs="+", help="train: only these methods")
     b.add_argument("--images", type=int, default=100, help="eval: images per measurement")
     b.add_argument("--dataset", default="cifar10", help="eval: image shape of this dataset")
     b.add_argument(
@@ -167,9 +236,11 @@ def add_parsers(sub: Any) -> None:
         nargs="+",
         default=["fp32", "bf16"],
         choices=["fp32", "bf16"],
-        help="bf16 = autocast on CUDA (skipped on CPU)",
+        help="bf16 = autocast (on a CPU without native bf16 it is measured all the same, marked)",
     )
-    b.add_argument("--steps-cpu", type=int, default=10, help="timed steps per CPU measurement")
+    b.add_argument("--steps-cpu", type=int, default=5, help="timed steps per CPU measurement")
     b.add_argument("--steps-gpu", type=int, default=200, help="timed steps per GPU measurement")
-    b.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
+    b.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (compilation; at least 2)"
+    )
     b.add_argument("--json", help="also write the rows to this JSON file")

@@ -65,16 +65,18 @@ def code_perplexity(
     """Mean over codebooks of ``exp(entropy)`` of this batch's code histogram (0-d, detached).
 
     ``codes [B, S]`` (entries ``< 0`` are unused tokens and ignored); ``book_index [S]`` names
-    the codebook of each slot (None: one codebook for every slot). A tensor, so that no training
-    step waits on the device for it; a codebook with no valid entry has perplexity 1.
+    the codebook of each slot (None: one codebook for every slot). The histogram is a
+    ``scatter_add`` into a fixed ``[num_books * K]`` table: no shape depends on the data, so no
+    training step waits on the device for it and a compiled step has no graph break here
+    (``bincount`` reads the largest code back to size its output). A codebook with no valid
+    entry has perplexity 1.
     """
     valid = codes >= 0
     flat = torch.where(valid, codes, 0)
     if book_index is not None:
         flat = flat + book_index * codebook_size
-    counts = torch.bincount(
-        flat.reshape(-1), weights=valid.reshape(-1).float(), minlength=num_books * codebook_size
-    )
+    counts = torch.zeros(num_books * codebook_size, device=codes.device, dtype=torch.float32)
+    counts.scatter_add_(0, flat.reshape(-1), valid.reshape(-1).float())
     p = counts.reshape(num_books, codebook_size)
     p = p / p.sum(-1, keepdim=True).clamp_min(1.0)
     return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum(-1)).mean()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..training.validation import autocast
+from ..training.precision import autocast
 from .model import Structure, build_prior, decay_groups
 from .sampling import filter_logits, sample_batch
 from .settings import DEFAULTS

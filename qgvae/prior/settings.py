@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
         "adam_betas": [0.9, 0.95],
         "grad_clip": 1.0,
         "amp": "bf16",
+        "cpu_amp": "none",
+        "tf32": False,
         "compile": False,
         "test_every": 10,
         "checkpoint_every": 1000,

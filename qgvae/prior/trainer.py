@@ -1,9 +1,11 @@
 """Training the prior on a prior folder's cached codes, with the tokenizer trainer's habits.
 
-Codes live on the training device (:class:`qgvae.prior.data.CodeLoader`); bf16 autocast on
-CUDA (the loss in fp32); AdamW with minGPT's decay groups, gradient-norm clipping, a constant
-learning rate. Files in the prior folder (all written atomically; ``.pt`` files recorded with
-their sha256 in ``run.json`` and read back with ``weights_only=True``)::
+Codes live on the training device (:class:`qgvae.prior.data.CodeLoader`); the precision of
+:mod:`qgvae.training.precision` (bf16 autocast on CUDA by default, the loss in fp32); AdamW with
+minGPT's decay groups, gradient-norm clipping, a constant learning rate. Progress lines when
+stderr is not a terminal, TensorBoard event files in ``tb/``. Files in the prior folder (all
+written atomically; ``.pt`` files recorded with their sha256 in ``run.json`` and read back with
+``weights_only=True``)::
 
     run.json             settings, structure, parameters, versions, hardware, attempts, files
     prior_log.jsonl      "train" rows (loss in bits per token, tokens/s, lr) every log_every
@@ -13,9 +15,10 @@ their sha256 in ``run.json`` and read back with ``weights_only=True``)::
     epochs/epochNNNN.pt  the weights at every sampled epoch (sample.epochs)
     prior.pt             the final weights, written last: its presence means training finished
 
-Calling :func:`train_prior` again on the folder resumes from ``checkpoint.pt``; on CPU the
-result is bit-identical to an uninterrupted run (tests/test_prior.py). SIGTERM / SIGINT write a
-checkpoint and stop (:class:`qgvae.errors.Interrupted`).
+Calling :func:`train_prior` again on the folder resumes from ``checkpoint.pt`` (loaded to the
+CPU, on any device); on CPU the result is bit-identical to an uninterrupted run
+(tests/test_prior.py). SIGTERM / SIGINT write a checkpoint and stop
+(:class:`qgvae.errors.Interrupted`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch.nn.functional as F
 from .. import machine
 from ..errors import Interrupted, RunFolderError, TrainingDiverged
 from ..io import write_json
+from ..progress import Progress
 from ..training.checkpoint import (
     CHECKPOINT,
     RUN_JSON,
@@ -48,8 +52,9 @@ from ..training.checkpoint import (
     set_rng_state,
     truncate_log,
 )
+from ..training.monitor import BOARD_DIR, Board
+from ..training.precision import precision_for
 from ..training.trainer import _StopFlag  # SIGTERM/SIGINT -> a flag checked between steps
-from ..training.validation import autocast
 from .data import CodeLoader, load_codes, structure_of
 from .metrics import nll_bits
 from .model import Structure, build_prior, decay_groups
@@ -90,7 +95,7 @@ def train_prior(
 def _resume(folder: Path, settings, structure: Structure, model, optimizer, loader, device):
     path = folder / CHECKPOINT
     fix = f"delete {path} to restart the prior from step 0, or restore the file"
-    ckpt = load_pt(path, sha256=recorded_sha256(folder, CHECKPOINT), fix=fix, map_location=device)
+    ckpt = load_pt(path, sha256=recorded_sha256(folder, CHECKPOINT), fix=fix, map_location="cpu")
     if (
         training_part(ckpt.get("settings") or {}) != training_part(settings)
         or ckpt.get("structure") != structure.as_dict()
@@ -102,17 +107,19 @@ def _resume(folder: Path, settings, structure: Structure, model, optimizer, load
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         loader.load_state_dict(ckpt["loader"])
-        set_rng_state(ckpt["rng"])
+        note = set_rng_state(ckpt["rng"], device)
         step = int(ckpt["step"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise RunFolderError(f"{path} does not fit this prior ({exc}); {fix}") from None
     truncate_log(folder / PRIOR_LOG, step)
-    return step, [*ckpt.get("resumed_from", []), step]
+    return step, [*ckpt.get("resumed_from", []), step], note
 
 
 def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict[str, Any]:
     tcfg = settings["train"]
     device = machine.resolve_device(tcfg["device"])
+    precision = precision_for(device, tcfg)
+    precision.apply()
     machine.seed_everything(int(settings["seed"]))
     train_codes, books, k = load_codes(folder, "train")
     test_codes, test_books, _ = load_codes(folder, "test")
@@ -133,9 +140,13 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
     forward = torch.compile(model) if tcfg["compile"] else model
 
     previous = read_run_json(folder)
-    step, resumed_from = 0, []
+    step, resumed_from, note = 0, [], None
     if (folder / CHECKPOINT).exists():
-        step, resumed_from = _resume(folder, settings, structure, model, optimizer, loader, device)
+        step, resumed_from, note = _resume(
+            folder, settings, structure, model, optimizer, loader, device
+        )
+        if note:
+            print(f"qgvae prior: note: {note}", file=sys.stderr)
     else:
         (folder / PRIOR_LOG).unlink(missing_ok=True)
         previous = None
@@ -146,6 +157,7 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
         "git_commit": machine.git_commit(),
         "versions": machine.package_versions(),
         "hardware": machine.hardware(str(device)),
+        "precision": precision.record(),
         "start": (previous or {}).get("start", now),
         "end": None,
         "status": "running",
@@ -155,7 +167,11 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
         "test_sequences": len(test_codes),
         "parameters": sum(p.numel() for p in model.parameters()),
         "resumed_from": resumed_from,
-        "attempts": [*(previous or {}).get("attempts", []), {"start": now, "from_step": step}],
+        "attempts": [
+            *(previous or {}).get("attempts", []),
+            {"start": now, "from_step": step, **({"note": note} if note else {})},
+        ],
+        "tensorboard": BOARD_DIR,
         "files": dict((previous or {}).get("files") or {}),
     }
     if removed:
@@ -184,7 +200,7 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
             weights(
                 optimizer=optimizer.state_dict(),
                 loader=loader.state_dict(),
-                rng=rng_state(),
+                rng=rng_state(device),
                 resumed_from=resumed_from,
             ),
         )
@@ -199,18 +215,23 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
                 f"prior loss became NaN/inf at step {int(bad.item())}; lower generation.train.lr"
             )
 
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=steps, initial=step, disable=not show, unit="step", dynamic_ncols=True)
     tokens = tcfg["batch_size"] * structure.num_tokens
+    bar = Progress(
+        steps,
+        what=f"prior {folder}",
+        initial=step,
+        per_unit=tokens,
+        rate_unit="tokens",
+        show=progress,
+    )
+    board = Board(folder / BOARD_DIR, purge_step=step if resumed_from else None)
     t_last, step_last = time.perf_counter(), step
     model.train()
     with open(folder / PRIOR_LOG, "a", buffering=1) as log, _StopFlag() as stop:
         try:
             while step < steps:
                 for symbols in loader:
-                    with autocast(device, tcfg["amp"]):
+                    with precision.autocast():
                         logits = forward(symbols)
                     loss = F.cross_entropy(logits.float().flatten(0, 1), symbols.flatten())
                     optimizer.zero_grad(set_to_none=True)
@@ -234,10 +255,11 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
                             "bits_per_token": bits,
                             "bits_per_image": bits * structure.num_tokens,
                             "tokens_per_s": (step - step_last) * tokens / max(elapsed, 1e-9),
-                            "lr": optimizer.param_groups[0]["lr"],
+                            "lr": float(optimizer.param_groups[0]["lr"]),
                         }
                         log.write(json.dumps(row) + "\n")
-                        bar.set_postfix(bits_per_token=f"{bits:.3f}")
+                        board.scalars(step, row, prefix="train/")
+                        bar.update(0, bits_per_token=bits)
                         t_last, step_last = time.perf_counter(), step
                     epoch = step // per_epoch if step % per_epoch == 0 else None
                     if epoch and (epoch % tcfg["test_every"] == 0 or step in snapshot_at):
@@ -252,6 +274,7 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
                             "n": len(nll),
                         }
                         log.write(json.dumps(row) + "\n")
+                        board.scalars(step, row, prefix="test/")
                         t_last, step_last = time.perf_counter(), step
                     if step in snapshot_at:
                         save(snapshot_name(snapshot_at[step]), weights(epoch=snapshot_at[step]))
@@ -271,6 +294,7 @@ def _train_locked(folder: Path, settings, progress, stop_after, removed) -> dict
                         break
         finally:
             bar.close()
+            board.close()
     check_finite()
     checkpoint()
     save(PRIOR_RESULT, weights(epoch=steps // per_epoch))

@@ -1,22 +1,30 @@
-"""``qgvae bench``: training throughput of a configuration (the CIFAR-10 paper setting by default).
+"""``qgvae bench``: training throughput of run configurations, as ratios measured in one run.
 
-For each device, execution mode (eager / ``torch.compile``) and precision (fp32 / bf16 autocast;
-bf16 only on CUDA) it times two loops over the same number of optimiser steps:
+For each configuration and device it times the training step in every requested mode (eager /
+compiled) and precision (fp32 / bf16 autocast), and states each as a ratio against the eager
+fp32 step of the same configuration, measured in the same process a moment before:
 
 * **full step**: what ``qgvae train`` does per step: a batch from the device-resident uint8
-  ``DeviceLoader``, :func:`~qgvae.training.trainer.train_step`, ``model.after_step`` (codebook
-  resets) and a non-finite-loss check without host synchronisation;
-* **model only**: :func:`qgvae.training.trainer.train_step` on one pre-converted batch.
+  ``DeviceLoader``, the :class:`~qgvae.training.step.Step`, ``model.after_step`` (codebook
+  resets) and the trainer's non-finite-loss check (no host synchronisation);
+* **model only**: the step on one pre-converted batch; ``outside = 1 - model_only / full`` is
+  the share of step time spent outside the model (data, bookkeeping, resets);
+* **compile**: for compiled rows, the seconds the first (warm-up) steps took beyond eager
+  ones: the one-off cost that the per-step gain must repay (``pays_after_steps``);
+* **syncs per step** (CUDA): host synchronisations counted by
+  ``torch.cuda.set_sync_debug_mode`` over the timed full steps.
 
-``outside = 1 - model_only / full`` is the share of step time spent outside the model (data,
-bookkeeping, resets). Input is synthetic uniform noise of the dataset's shape: throughput does not
-depend on pixel values. CUDA timings synchronise only at the start and end of each loop.
+bf16 on a CPU without native bf16 (oneDNN's check) is measured all the same, and marked
+``native: false``: the trainer refuses ``cpu_amp: bf16`` there. Input is synthetic uniform
+noise of the dataset's shape: throughput does not depend on pixel values. Timings on CUDA
+synchronise only at the start and end of each loop.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,8 +32,10 @@ import torch
 from .. import machine
 from ..data import DeviceLoader, dataset_info
 from ..methods import build_model
+from ..plan import training_digest
+from .precision import Precision, cpu_bf16_native
 from .schedule import make_optimizer
-from .trainer import train_step
+from .step import Step
 
 PAPER_CIFAR: dict[str, Any] = {
     "method": "qgvae",
@@ -50,9 +60,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _count_syncs(device: torch.device, fn: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``fn`` and count the host synchronisations CUDA reports meanwhile (0 on the CPU)."""
+    if device.type != "cuda":
+        return fn(), 0
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return out, sum("synchroniz" in str(w.message) for w in caught)
+
+
 def measure(
-    cfg: dict[str, Any], device: torch.device, *, compiled: bool, amp: str, steps: int, warmup: int
+    cfg: Mapping[str, Any],
+    device: torch.device,
+    *,
+    compiled: bool,
+    precision: str,
+    steps: int,
+    warmup: int,
 ) -> dict[str, Any]:
+    """One row: a fresh model and optimiser, ``warmup`` untimed steps, ``steps`` timed ones."""
     info = dataset_info(cfg["dataset"])
     bs = cfg["train"]["batch_size"]
     machine.seed_everything(0)
@@ -63,28 +94,30 @@ def measure(
         (max(bs * (steps + warmup + 1), 2048), info.channels, info.size, info.size),
         dtype=torch.uint8,
         generator=gen,
-    )
-    images = images.to(device)
+    ).to(device)
     model = build_model(cfg).to(device).train()
-    optimizer = make_optimizer(model, cfg["train"], device)
-    forward = torch.compile(model) if compiled else model
+    optimizer = make_optimizer(model, cfg["train"], device, tensor_lr=compiled)
+    prec = Precision(device, torch.bfloat16 if precision == "bf16" else None)
+    step = Step(model, optimizer, prec, grad_clip=cfg["train"].get("grad_clip"), compile=compiled)
     loader = DeviceLoader(images, batch_size=bs, seed=0)
-    kw = {"device": device, "amp": amp, "grad_clip": cfg["train"]["grad_clip"]}
     bad = torch.zeros((), dtype=torch.bool, device=device)
+    it = iter(loader)
+    done = 0
 
     def full(n: int) -> float:
-        it = iter(loader)
+        nonlocal it, done
         _sync(device)
         t0 = time.perf_counter()
-        for i in range(n):
+        for _ in range(n):
             try:
                 x = next(it)
             except StopIteration:
                 it = iter(loader)
                 x = next(it)
-            _, loss = train_step(forward, model, optimizer, x, **kw)
+            _, loss = step(x)
             bad.logical_or_(~torch.isfinite(loss.detach()))
-            model.after_step(i + 1)
+            done += 1
+            model.after_step(done)
         _sync(device)
         return time.perf_counter() - t0
 
@@ -94,32 +127,66 @@ def measure(
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(n):
-            train_step(forward, model, optimizer, x0, **kw)
+            step(x0)
         _sync(device)
         return time.perf_counter() - t0
 
-    full(warmup)
-    model_only(warmup)
-    t_full, t_model = full(steps), model_only(steps)
+    t_warm = full(warmup) if warmup else 0.0
+    model_only(1)
+    t_full, syncs = _count_syncs(device, lambda: full(steps))
+    t_model = model_only(steps)
+    step_s = t_full / steps
     return {
+        "method": cfg["method"],
+        "dataset": cfg["dataset"],
+        "digest": training_digest(cfg),
         "device": str(device),
-        "device_name": machine.hardware(str(device)).get("gpu", "cpu")
+        "device_name": machine.hardware(str(device)).get("gpu", machine.cpu_model())
         if device.type == "cuda"
-        else "cpu",
+        else machine.cpu_model(),
+        "threads": torch.get_num_threads(),
         "mode": "compiled" if compiled else "eager",
-        "precision": "bf16" if amp == "bf16" else "fp32",
+        "precision": precision,
+        "native": device.type == "cuda" or precision == "fp32" or cpu_bf16_native(),
         "batch_size": bs,
         "steps": steps,
         "images_per_s": steps * bs / t_full,
-        "step_ms": 1000 * t_full / steps,
+        "step_ms": 1000 * step_s,
         "model_only_step_ms": 1000 * t_model / steps,
         "outside_share": max(0.0, 1 - t_model / t_full),
+        "warmup_steps": warmup,
+        "warmup_s": t_warm,
+        "compile_s": max(0.0, t_warm - warmup * step_s) if compiled else None,
+        "syncs_per_step": syncs / steps if device.type == "cuda" else None,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
 
 
+def with_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``ratio`` (the eager fp32 step time of the same configuration and device over this
+    step time: > 1 is faster) and, to compiled rows, ``pays_after_steps`` (compile seconds over
+    the time a compiled step saves against the eager step of the same precision)."""
+
+    def find(r: Mapping[str, Any], mode: str, precision: str) -> dict[str, Any] | None:
+        key = (r["digest"], r["device"], mode, precision)
+        return next(
+            (e for e in rows if (e["digest"], e["device"], e["mode"], e["precision"]) == key),
+            None,
+        )
+
+    for r in rows:
+        base = find(r, "eager", "fp32")
+        r["ratio"] = None if base is None else base["step_ms"] / r["step_ms"]
+        r["pays_after_steps"] = None
+        eager = find(r, "eager", r["precision"]) if r["mode"] == "compiled" else None
+        if eager is not None and eager["step_ms"] > r["step_ms"]:
+            gain_s = (eager["step_ms"] - r["step_ms"]) / 1000
+            r["pays_after_steps"] = round(r["compile_s"] / gain_s)
+    return rows
+
+
 def run_bench(
-    cfg: dict[str, Any],
+    configs: Iterable[Mapping[str, Any]],
     devices: list[str],
     modes: list[str],
     precisions: list[str],
@@ -128,25 +195,29 @@ def run_bench(
     warmup: int,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (device, mode, precision); ``on_row`` sees each row as soon as it is measured."""
-    rows = []
-    for name in devices:
-        device = machine.resolve_device(name)
-        for mode in modes:
-            for prec in precisions:
-                if prec == "bf16" and device.type != "cuda":
-                    continue  # the trainer uses bf16 autocast on CUDA only
-                steps = steps_gpu if device.type == "cuda" else steps_cpu
-                rows.append(
-                    measure(
-                        cfg,
-                        device,
-                        compiled=mode == "compiled",
-                        amp="bf16" if prec == "bf16" else "none",
-                        steps=steps,
-                        warmup=warmup,
-                    )
+    """One row per (configuration, device, mode, precision), the eager fp32 reference of each
+    configuration first; ``on_row`` sees each row as soon as it is measured."""
+    rows: list[dict[str, Any]] = []
+    order = sorted(
+        ((m, p) for m in modes for p in precisions),
+        key=lambda mp: (mp != ("eager", "fp32"), mp[0] == "compiled", mp[1]),
+    )
+    for cfg in configs:
+        for name in devices:
+            device = machine.resolve_device(name)
+            steps = steps_gpu if device.type == "cuda" else steps_cpu
+            for mode, prec in order:
+                row = measure(
+                    cfg,
+                    device,
+                    compiled=mode == "compiled",
+                    precision=prec,
+                    steps=steps,
+                    warmup=max(warmup, 2) if mode == "compiled" else warmup,
                 )
+                rows.append(row)
+                with_ratios(rows)
                 if on_row is not None:
-                    on_row(rows[-1])
+                    on_row(row)
+                torch._dynamo.reset()  # each compiled row compiles its own model afresh
     return rows

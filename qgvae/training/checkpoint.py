@@ -55,18 +55,58 @@ _LOAD_ERRORS = (
 )
 
 
-def rng_state() -> dict[str, Any]:
-    """The torch (and CUDA) RNG states, to be saved in a checkpoint."""
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def rng_state(device: str | torch.device | None = None) -> dict[str, Any]:
+    """The random state a checkpoint keeps: torch's CPU generator and, when the run trains on a
+    CUDA device, that device's generator (only that one: reading every device's state would
+    start a CUDA context on each GPU of the machine). All of it as CPU ByteTensors."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        state["cuda"] = {"device": index, "state": torch.cuda.get_rng_state(index).cpu()}
     return state
 
 
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _bytes(t: Any) -> torch.Tensor:
+    """A saved generator state as the CPU ByteTensor ``set_rng_state`` accepts, wherever the
+    checkpoint's tensors were loaded to (an older checkpoint loaded onto a GPU included)."""
+    return torch.as_tensor(t).detach().to(device="cpu", dtype=torch.uint8)
+
+
+def set_rng_state(state: Mapping[str, Any], device: str | torch.device | None = None) -> str | None:
+    """Restore :func:`rng_state`'s random state for a run on ``device``.
+
+    The CPU state always; a CUDA state only onto a CUDA device that exists: the saved device's
+    state goes to the device this attempt trains on. Checkpoints of earlier versions hold a list
+    with one state per visible GPU; those are restored for the devices that exist now. Returns
+    a sentence when something could not be restored as saved (the run records and prints it),
+    else None.
+    """
+    torch.set_rng_state(_bytes(state["torch"]))
+    saved = state.get("cuda")
+    if saved is None:
+        return None
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    states = [saved["state"]] if isinstance(saved, Mapping) else list(saved)
+    where = f"cuda:{saved['device']}" if isinstance(saved, Mapping) else f"{len(states)} GPU(s)"
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return (
+            f"the checkpoint's CUDA random state ({where}) is not restored: this attempt runs "
+            f"on {dev}"
+        )
+    if isinstance(saved, Mapping):
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        torch.cuda.set_rng_state(_bytes(states[0]), index)
+        return None
+    count = torch.cuda.device_count()
+    for index, s in enumerate(states[:count]):
+        torch.cuda.set_rng_state(_bytes(s), index)
+    if len(states) != count:
+        return (
+            f"the checkpoint holds the CUDA random states of {len(states)} GPU(s), this machine "
+            f"has {count}: restored for the first {min(len(states), count)}"
+        )
+    return None
 
 
 # ----------------------------------------------------------------------------- run.json
@@ -109,18 +149,35 @@ def file_record(meta: dict[str, Any], name: str, sha256: str, **extra: Any) -> N
 
 
 # ----------------------------------------------------------------------------- .pt files
-def save_pt(path: Path, obj: Any, before_replace: Callable[[str], None] | None = None) -> str:
+def save_pt(
+    path: Path,
+    obj: Any,
+    before_replace: Callable[[str], None] | None = None,
+    then: str = "free space, then run the same command again",
+) -> str:
     """Write ``obj`` with ``torch.save`` atomically; returns the file's sha256.
 
     ``before_replace(sha256)`` runs after the temporary file is complete and before it
-    replaces ``path`` (the trainer records the digest in run.json there).
+    replaces ``path`` (the trainer records the digest in run.json there). A full disk is one
+    line (:class:`~qgvae.errors.DiskFull`) naming the file, the space needed and ``then``.
     """
-    with atomic_path(path) as tmp:
+    with atomic_path(path, need=_tensor_bytes(obj) + (1 << 16), then=then) as tmp:
         torch.save(obj, tmp)
         sha = hash_file(tmp)
         if before_replace is not None:
             before_replace(sha)
     return sha
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested checkpoint object: about what ``torch.save`` writes."""
+    if torch.is_tensor(obj):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_pt(

@@ -18,16 +18,39 @@ from typing import Any
 import torch
 
 
-def make_optimizer(model: torch.nn.Module, train_cfg: Mapping[str, Any], device: torch.device):
+def make_optimizer(
+    model: torch.nn.Module,
+    train_cfg: Mapping[str, Any],
+    device: torch.device,
+    *,
+    tensor_lr: bool = False,
+):
+    """The run's optimiser. ``tensor_lr``: the learning rate as a 0-d tensor on ``device`` (a
+    compiled update then reads it instead of baking the number into its graph)."""
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[train_cfg["optimizer"]]
+    lr = train_cfg["lr"]
     kwargs: dict[str, Any] = {
-        "lr": train_cfg["lr"],
+        "lr": torch.tensor(float(lr), device=device) if tensor_lr else lr,
         "weight_decay": train_cfg["weight_decay"],
         "betas": tuple(train_cfg["adam_betas"]),
     }
     if device.type == "cuda":
         kwargs["fused"] = True  # one kernel for the whole update instead of one per tensor
     return cls(model.parameters(), **kwargs)
+
+
+def lr_kind(optimizer: torch.optim.Optimizer, *, tensor: bool, device: torch.device) -> None:
+    """Make every group's learning rate a tensor (``tensor``) or a float, keeping its value: a
+    checkpoint written with the other kind (compile switched between attempts) loads into
+    either."""
+    for group in optimizer.param_groups:
+        value = float(group["lr"])
+        group["lr"] = torch.tensor(value, device=device) if tensor else value
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The first group's learning rate as a float (it may be a tensor)."""
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:

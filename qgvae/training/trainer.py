@@ -1,12 +1,16 @@
 """The trainer shared by QG-VAE and every baseline.
 
 One forward pass per optimiser step on batches drawn from uint8 tensors that live on the training
-device; bf16 autocast on CUDA (the quantisers keep their distances in fp32); fused AdamW where
-available; optional ``torch.compile``. A checkpoint is written atomically every
-``train.checkpoint_every`` steps, on SIGTERM/SIGINT (preemption), and at the end; calling
-:func:`train` again on the same run folder resumes from it and, on CPU, reaches bit-identical
-weights to an uninterrupted run. ``model.pt`` (the result) is written last, so its presence means
-the run finished; a NaN/inf loss stops the run without writing it.
+device; the precision the config states (:mod:`qgvae.training.precision`: bf16 autocast on CUDA
+or on a CPU with native bf16, TF32 off unless asked; the quantisers keep their distances in fp32);
+fused AdamW on CUDA; optionally a compiled step (:mod:`qgvae.training.step`). A checkpoint is
+written atomically every ``train.checkpoint_every`` steps, on SIGTERM/SIGINT (preemption), and at
+the end; calling :func:`train` again on the same run folder resumes from it, on any device (it is
+loaded to the CPU and moved), and on CPU reaches bit-identical weights to an uninterrupted run.
+``model.pt`` (the result) is written last, so its presence means the run finished; a NaN/inf loss
+stops the run without writing it; a full disk stops it with one line, the last checkpoint intact.
+While it runs: TensorBoard event files and sample grids (:mod:`qgvae.training.monitor`), and
+progress lines when stderr is not a terminal (:mod:`qgvae.progress`).
 
 Files in the run folder::
 
@@ -14,7 +18,9 @@ Files in the run folder::
     run.json          config, seed, git commit, package versions, hardware, start/end, steps,
                       every attempt, and the sha256 of checkpoint.pt and model.pt
     train_log.jsonl   one JSON row per logged step ("split": "train") and per validation ("val")
-    checkpoint.pt     model + optimiser + scheduler + loader position + RNG states
+    checkpoint.pt     model + optimiser + scheduler + loader position + RNG states (CPU tensors)
+    tb/               TensorBoard event files (tensorboard --logdir results/...)
+    samples/          step_NNNNNNN.png: fixed validation images over their reconstructions
     best.pt           (train.select: best_val) weights of the lowest validation val_metric
     checkpoints/      (train.keep_checkpoints) weights at every validation step, stepNNNNNNN.pt
     model.pt          the result, written last, atomically: the final weights, or best.pt's
@@ -31,6 +37,7 @@ import json
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,12 +45,12 @@ from typing import Any
 import torch
 import yaml
 
-from .. import config as run_config
 from .. import machine
 from ..data import DeviceLoader, dataset_info, load_split
-from ..errors import Interrupted, RunFolderError, TrainingDiverged
+from ..errors import Interrupted, TrainingDiverged
 from ..io import write_json, write_text
 from ..methods import build_model
+from ..progress import Progress
 from .checkpoint import (
     BEST,
     CHECKPOINT,
@@ -59,58 +66,22 @@ from .checkpoint import (
     remove_stale_temporaries,
     rng_state,
     save_pt,
-    set_rng_state,
-    truncate_log,
 )
-from .schedule import make_optimizer, make_scheduler, steps_every_step, total_steps
-from .validation import (
-    autocast,
-    floor_psnr,
-    progress_summary,
-    validate,
-    validation_images,
+from .monitor import BOARD_DIR, SAMPLES_DIR, Board, sample_grid, save_samples
+from .precision import precision_for
+from .resume import read_val_rows, resume
+from .schedule import (
+    current_lr,
+    lr_kind,
+    make_optimizer,
+    make_scheduler,
+    steps_every_step,
+    total_steps,
 )
+from .step import Step, batch_usage, train_step
+from .validation import floor_psnr, progress_summary, validate, validation_images
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def batch_usage(codes: torch.Tensor, codebook_size: int) -> float:
-    """Mean over token positions of the fraction of codewords used in this batch."""
-    valid = codes >= 0
-    t = codes.shape[1]
-    onehot = torch.zeros(t, codebook_size + 1, device=codes.device, dtype=torch.bool)
-    idx = torch.where(valid, codes, codebook_size)
-    onehot[torch.arange(t, device=codes.device).expand_as(idx), idx] = True
-    return onehot[:, :codebook_size].float().sum(1).div(codebook_size).mean().item()
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def train_step(
-    forward,
-    model,
-    optimizer,
-    x: torch.Tensor,
-    *,
-    device: torch.device,
-    amp: str,
-    grad_clip: float | None,
-):
-    """One optimiser step: exactly one forward pass, backward, optional clipping, update.
-
-    Gradients are left in place (``zero_grad`` happens before the backward pass) so that
-    ``model.after_step`` can read them (QG-VAE accumulates codebook gradient magnitudes).
-    """
-    with autocast(device, amp):
-        output = forward(x)
-    loss = output.loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return output, loss
+__all__ = ["train", "train_step", "batch_usage", "TrainingDiverged"]
 
 
 class _StopFlag:
@@ -144,8 +115,9 @@ def train(
     """Train one resolved run config into ``out``; resume when ``out`` holds a checkpoint.
 
     ``stop_after`` ends the call after that many optimiser steps in total (with a checkpoint),
-    as a preemption would; tests use it to check resume equivalence.
-    Returns the final ``run.json`` content. The run folder is locked while this runs.
+    as a preemption would; tests use it to check resume equivalence. ``progress``: True / False
+    forces the progress bar on / off; None shows a bar on a terminal and plain progress lines
+    otherwise. Returns the final ``run.json`` content. The run folder is locked while this runs.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,54 +126,6 @@ def train(
         return _train_locked(
             cfg, out, progress=progress, stop_after=stop_after, removed_temporaries=removed
         )
-
-
-def _resume(cfg, out: Path, device, model, optimizer, scheduler, loader):
-    """Load ``checkpoint.pt`` (verified) into the fresh objects.
-
-    Returns ``(step, resumed_from, torn log rows, best validation so far)``."""
-    ckpt_path = out / CHECKPOINT
-    fix = (
-        f"delete {ckpt_path} to restart this run from step 0 (the log is rewritten), or "
-        "restore the file"
-    )
-    ckpt = load_pt(ckpt_path, sha256=recorded_sha256(out, CHECKPOINT), fix=fix, map_location=device)
-    if not isinstance(ckpt.get("config"), dict):
-        raise RunFolderError(f"{ckpt_path} has no run config; {fix}")
-    if run_config.training_part(ckpt["config"], keep_seed=True) != run_config.training_part(
-        cfg, keep_seed=True
-    ):
-        raise RunFolderError(
-            f"{ckpt_path} was written by a different configuration; delete the run folder "
-            "(or pick another --out) to start afresh"
-        )
-    try:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler"):
-            scheduler.load_state_dict(ckpt["scheduler"])
-        loader.load_state_dict(ckpt["loader"])
-        set_rng_state(ckpt["rng"])
-        step = int(ckpt["step"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise RunFolderError(
-            f"{ckpt_path} is incomplete or does not fit this run "
-            f"({type(exc).__name__}: {str(exc)[:200]}); {fix}"
-        ) from None
-    resumed_from = [*list(ckpt.get("resumed_from", [])), step]
-    torn = truncate_log(out / LOG, step)
-    return step, resumed_from, torn, ckpt.get("best")
-
-
-def _read_val_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                row = json.loads(line)
-                if isinstance(row, dict) and row.get("split") == "val":
-                    rows.append(row)
-    return rows
 
 
 def _train_locked(
@@ -214,6 +138,8 @@ def _train_locked(
 ) -> dict[str, Any]:
     train_cfg = cfg["train"]
     device = machine.resolve_device(train_cfg["device"])
+    precision = precision_for(device, train_cfg)  # refuses an impossible precision before work
+    precision.apply()
     machine.seed_everything(int(cfg["seed"]))
     info = dataset_info(cfg["dataset"])
     previous = read_run_json(out)  # a corrupt run.json stops here, before any work
@@ -229,30 +155,36 @@ def _train_locked(
     val_metric = train_cfg["val_metric"]
 
     model = build_model(cfg).to(device)
-    optimizer = make_optimizer(model, train_cfg, device)
+    compiled = bool(train_cfg["compile"])
+    optimizer = make_optimizer(model, train_cfg, device, tensor_lr=compiled)
     scheduler = make_scheduler(optimizer, train_cfg, steps)
     per_step_schedule = steps_every_step(scheduler)
-    forward = torch.compile(model) if train_cfg["compile"] else model
 
-    step, resumed_from, torn, best = 0, [], 0, None
+    step, resumed_from, torn, best, note = 0, [], 0, None, None
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
-        step, resumed_from, torn, best = _resume(
+        step, resumed_from, torn, best, note = resume(
             cfg, out, device, model, optimizer, scheduler, loader
         )
+        lr_kind(optimizer, tensor=compiled, device=device)
     else:
         (out / LOG).unlink(missing_ok=True)
         previous = None  # a fresh start: nothing of an earlier attempt is kept
+    if note:
+        print(f"qgvae train: note: {note}", file=sys.stderr)
+    run_step = Step(model, optimizer, precision, grad_clip=train_cfg["grad_clip"], compile=compiled)
 
     now = machine.now()
     attempts = list((previous or {}).get("attempts", []))
-    attempts.append({"start": now, "from_step": step})
+    attempts.append({"start": now, "from_step": step, **({"note": note} if note else {})})
     meta: dict[str, Any] = {
         "config": dict(cfg),
         "seed": int(cfg["seed"]),
         "git_commit": machine.git_commit(),
         "versions": machine.package_versions(),
         "hardware": machine.hardware(str(device)),
+        "precision": precision.record(),
+        "compiled": compiled,
         "start": (previous or {}).get("start", now),
         "end": None,
         "status": "running",
@@ -268,6 +200,8 @@ def _train_locked(
         "codebook_size": model.codebook_size,
         "bits_per_image": model.bits_per_image(),
         "val_floor_psnr": floor,
+        "tensorboard": BOARD_DIR,
+        "samples": SAMPLES_DIR,
         "resumed_from": resumed_from,
         "attempts": attempts,
         "files": dict((previous or {}).get("files") or {}),
@@ -286,23 +220,35 @@ def _train_locked(
 
         return before_replace
 
+    last_checkpoint = step if resumed_from else None
+
+    def resume_hint() -> str:
+        where = (
+            f"it resumes from {CHECKPOINT} (step {last_checkpoint})"
+            if last_checkpoint is not None
+            else "it starts again from step 0"
+        )
+        return f"free space, then run the same command again: {where}"
+
     def save_weights(name: str, **extra: Any) -> None:
         blob = {"model": model.state_dict(), "config": dict(cfg), "step": step, **extra}
-        save_pt(out / name, blob, record(name, step=step))
+        save_pt(out / name, blob, record(name, step=step), then=resume_hint())
 
     def save_checkpoint() -> None:
+        nonlocal last_checkpoint
         blob = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler else None,
             "loader": loader.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_state(device),
             "step": step,
             "config": dict(cfg),
             "resumed_from": resumed_from,
             "best": best,
         }
-        save_pt(ckpt_path, blob, record(CHECKPOINT, step=step))
+        save_pt(ckpt_path, blob, record(CHECKPOINT, step=step), then=resume_hint())
+        last_checkpoint = step
 
     def after_validation(v: dict[str, float]) -> None:
         nonlocal best
@@ -326,11 +272,28 @@ def _train_locked(
                 f"(lower train.lr or enable train.grad_clip)"
             )
 
-    log_fh = open(out / LOG, "a", buffering=1)  # noqa: SIM115 - closed in the finally below
-    show = sys.stderr.isatty() if progress is None else progress
-    from tqdm import tqdm
+    board = Board(out / BOARD_DIR, purge_step=step if resumed_from else None)
+    sample_failed: list[str] = []
 
-    bar = tqdm(total=steps, initial=step, disable=not show, unit="step", dynamic_ncols=True)
+    def show_samples(samples: list) -> None:
+        grid = sample_grid(*samples[0])
+        board.image("val/reconstructions", step, grid)
+        try:
+            save_samples(out, step, grid)
+        except OSError as exc:  # nice to have: never stops a training
+            if not sample_failed:
+                warnings.warn(f"sample grid not written: {exc}", RuntimeWarning, stacklevel=2)
+            sample_failed.append(str(exc))
+
+    log_fh = open(out / LOG, "a", buffering=1)  # noqa: SIM115 - closed in the finally below
+    bar = Progress(
+        steps,
+        what=f"train {out}",
+        initial=step,
+        per_unit=train_cfg["batch_size"],
+        rate_unit="images",
+        show=progress,
+    )
     val_every = train_cfg["val_every"] or len(loader)
     t_last, step_last = time.perf_counter(), step
     model.train()
@@ -338,15 +301,7 @@ def _train_locked(
         try:
             while step < steps:
                 for x in loader:
-                    output, loss = train_step(
-                        forward,
-                        model,
-                        optimizer,
-                        x,
-                        device=device,
-                        amp=train_cfg["amp"],
-                        grad_clip=train_cfg["grad_clip"],
-                    )
+                    output, loss = run_step(x)
                     bad_step.copy_(
                         torch.where(
                             (bad_step < 0) & ~torch.isfinite(loss.detach()), step + 1, bad_step
@@ -371,23 +326,27 @@ def _train_locked(
                             **{k: float(v) for k, v in extra.items()},
                             "usage": batch_usage(output.codes, model.codebook_size),
                             "images_per_s": (step - step_last) * x.shape[0] / (now - t_last),
-                            "lr": optimizer.param_groups[0]["lr"],
+                            "lr": current_lr(optimizer),
                         }
                         log_fh.write(json.dumps(row) + "\n")
-                        bar.set_postfix(loss=f"{row['loss']:.4f}")
+                        board.scalars(step, row, prefix="train/")
+                        bar.update(0, loss=row["loss"])
                         t_last, step_last = time.perf_counter(), step
                     if step % val_every == 0 or step == steps:
                         check_finite()
+                        samples: list = []
                         v = validate(
                             model,
                             val_u8,
                             batch_size=val_batch,
-                            device=device,
-                            amp=train_cfg["amp"],
+                            precision=precision,
                             with_loss=val_metric == "loss",
+                            samples=samples,
                         )
                         row = {"split": "val", "step": step, "epoch": loader.epoch, **v}
                         log_fh.write(json.dumps(row) + "\n")
+                        board.scalars(step, {**v, "psnr_over_floor": v["psnr"] - floor}, "val/")
+                        show_samples(samples)
                         after_validation(v)
                         t_last, step_last = time.perf_counter(), step
                     if step % train_cfg["checkpoint_every"] == 0:
@@ -406,11 +365,12 @@ def _train_locked(
                         break
         finally:
             bar.close()
+            board.close()
             log_fh.close()
 
     check_finite()
     save_checkpoint()
-    meta.update(progress_summary(_read_val_rows(out / LOG), floor))
+    meta.update(progress_summary(read_val_rows(out / LOG), floor))
     if train_cfg["select"] == "best_val" and best is not None:
         fix = f"delete {out} and train again"
         blob = load_pt(out / BEST, sha256=recorded_sha256(out, BEST), fix=fix)
@@ -418,9 +378,11 @@ def _train_locked(
         meta["selected"] = {"rule": "best_val", **best}
     else:
         meta["selected"] = {"rule": "final", "step": step}
+    if sample_failed:
+        meta["samples_not_written"] = sample_failed[0]
     result = {"model": model.state_dict(), "config": dict(cfg), "step": step}
     result["selected_step"] = meta["selected"]["step"]
-    save_pt(out / RESULT, result, record(RESULT, step=meta["selected"]["step"]))
+    save_pt(out / RESULT, result, record(RESULT, step=meta["selected"]["step"]), then=resume_hint())
     meta.update(status="finished", end=machine.now())
     write_json(out / RUN_JSON, meta)
     return meta

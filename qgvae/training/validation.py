@@ -11,20 +11,14 @@ validation PSNR.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
+from .precision import Precision
+
 LEARNED_MARGIN_DB = 3.0  # a run "has learnt" once its validation PSNR beats the floor by this
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU runs stay fp32, deterministic)."""
-    if device.type == "cuda" and amp == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _psnr_per_image(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -44,26 +38,34 @@ def validate(
     images_u8: torch.Tensor,
     *,
     batch_size: int,
-    device: torch.device,
-    amp: str,
+    precision: Precision,
     with_loss: bool = False,
+    samples: list | None = None,
+    num_samples: int = 8,
 ) -> dict[str, float]:
-    """Mean MSE, mean per-image PSNR and (``with_loss``) the mean total loss, in eval mode."""
+    """Mean MSE, mean per-image PSNR and (``with_loss``) the mean total loss, in eval mode.
+
+    ``samples``: a list that receives ``(originals, reconstructions)`` of the first
+    ``num_samples`` images (from the first batch: no extra forward pass).
+    """
     was_training = model.training
     model.eval()
+    device = precision.device
     se_sum = torch.zeros((), device=device, dtype=torch.float64)
     psnr_sum = torch.zeros((), device=device, dtype=torch.float64)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     n = 0
     for start in range(0, len(images_u8), batch_size):
         x = images_u8[start : start + batch_size].float().div_(255)
-        with autocast(device, amp):
+        with precision.autocast():
             output = model(x)
         err, psnr = _psnr_per_image(output.recon, x)
         se_sum += err.sum()
         psnr_sum += psnr.sum()
         if with_loss:
             loss_sum += output.loss.detach().double() * len(x)
+        if samples is not None and start == 0:
+            samples.append((x[:num_samples], output.recon[:num_samples].float()))
         n += len(x)
     model.train(was_training)
     out = {"mse": (se_sum / n).item(), "psnr": (psnr_sum / n).item(), "n": n}

@@ -114,8 +114,9 @@ def acquire(
     runs_per_gpu: places per GPU; at most this many processes use one GPU through slots.
     lock_dir: the folder of the lock files (:func:`lock_dir_from_env`).
     poll_s: seconds between tries while every slot is held.
-    on_wait: told once, in one line, that this process waits and who holds the slots
-        (default: a warning on this module's logger, which reaches stderr)."""
+    on_wait: told in one line when this process starts waiting (naming the holders) and
+        when it got a slot after waiting (default: a warning on this module's logger, which
+        reaches stderr)."""
     if not uuids:
         raise ValueError("acquire needs at least one GPU")
     say = on_wait or log.warning
@@ -215,7 +216,8 @@ def _lock(path: Path) -> int | None:
 
 def _write_holder(fd: int) -> None:
     """Who holds the slot, for the waiting message of others (best effort)."""
-    note = {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv[:4]}
+    argv = [arg[:80] for arg in sys.argv[:4]]  # e.g. qgvae train --out RUN (not the config)
+    note = {"pid": os.getpid(), "host": socket.gethostname(), "argv": argv}
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
@@ -236,8 +238,8 @@ def _busy_message(uuids: Sequence[str], runs_per_gpu: int, lock_dir: Path) -> st
         _holder(lock_path(lock_dir, s)) for s in slot_order(uuids, runs_per_gpu=runs_per_gpu)
     ]
     return (
-        f"all {len(holders)} GPU slots ({len(uuids)} GPU x {runs_per_gpu} run(s), "
-        f"{RUNS_PER_GPU_ENV}) are held ({', '.join(holders)}; lock files in {lock_dir}); "
+        f"all {len(holders)} GPU slots ({len(uuids)} GPU(s) x {RUNS_PER_GPU_ENV}={runs_per_gpu}) "
+        f"are held ({', '.join(holders)}; lock files in {lock_dir}); "
         "waiting for one to be freed. Give Snakemake --resources gpu=<GPUs x runs_per_gpu> "
         "to avoid waiting, or --device cuda:N to bypass the slots"
     )

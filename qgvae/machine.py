@@ -171,12 +171,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     (:mod:`qgvae.gpu_slots`: a GPU of its own, or one of ``QGVAE_RUNS_PER_GPU`` places on one,
     held until the process ends; the first call may wait for a slot) and make that GPU the
     current one. ``cuda:N`` names the GPU itself and takes no slot; the CPU never does."""
+    dev = check_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        return gpu_slot_device()
+    return dev
+
+
+def check_device(name: str = "auto") -> torch.device:
+    """``name`` as a torch device, refused with a one-line ConfigError when it is not one or
+    names CUDA on a machine without it; takes no GPU slot (``auto`` with CUDA is ``cuda``)."""
     import torch
 
     if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        name = "cuda"
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     from .errors import ConfigError
 
     try:
@@ -190,8 +197,6 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"device {name!r} requested but CUDA is not available on this machine; "
             "use --device cpu (or auto)"
         )
-    if dev.type == "cuda" and dev.index is None:
-        return gpu_slot_device()
     return dev
 
 

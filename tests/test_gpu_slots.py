@@ -232,6 +232,7 @@ def test_auto_and_cuda_take_a_free_gpu_once_per_process(fake_cuda, tmp_path):
 
 def test_an_explicit_gpu_and_the_cpu_take_no_slot(fake_cuda, tmp_path, monkeypatch):
     assert machine.resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert machine.check_device("auto") == torch.device("cuda")  # `qgvae train`'s early check
     assert machine.resolve_device("cpu") == torch.device("cpu")
     assert fake_cuda == [] and gpu_slots.held_info() is None
     assert not (tmp_path / "locks").exists()  # the allocator was never asked

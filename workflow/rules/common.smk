@@ -42,6 +42,11 @@ PAPER_VALUES = config["paper_values"]
 RESOURCES = config["resources"]
 BOOTSTRAP = config.get("bootstrap") or {"resamples": 2000, "rfid_resamples": 200, "seed": 0}
 REPORTS = config.get("reports", "reports")
+# Runs per GPU (qgvae.gpu_slots): the commands that run on a device read QGVAE_RUNS_PER_GPU.
+# Set in front of each such command ({GPU_SLOTS} in the shell lines), not in params: changing
+# it must not rerun anything (the profiles' rerun triggers do not include the command's code).
+RUNS_PER_GPU = int(config.get("runs_per_gpu", 1))
+GPU_SLOTS = f"QGVAE_RUNS_PER_GPU={shlex.quote(str(RUNS_PER_GPU))}"
 MARKDOWN = config.get("markdown") or {}
 
 # Software: every rule calls the `qgvae` command of the project's environment (README install;
@@ -256,8 +261,10 @@ def table_runs(table):
 
 
 def config_json():
-    """The workflow config as canonical JSON, for `qgvae plan --config-json`."""
-    return json.dumps(config, sort_keys=True)
+    """The workflow config as canonical JSON, for `qgvae plan --config-json`; without
+    runs_per_gpu, which says how this machine runs jobs, not what they compute (changing it must
+    not rewrite the plan and with it every table and figure)."""
+    return json.dumps({k: v for k, v in config.items() if k != "runs_per_gpu"}, sort_keys=True)
 
 
 def plan_digest(table=None):

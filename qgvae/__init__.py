@@ -14,7 +14,8 @@ Layout: one sub-package per stage, no Snakemake imports anywhere in this package
 - ``rendering``   the one reader of ``results/``; LaTeX tables, figures and the report.
 - ``cli``         the ``qgvae`` command: the only code that parses arguments or prints.
 - ``config`` (run configs and their schema), ``plan`` (a workflow config -> runs and table
-  cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``.
+  cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``,
+  ``gpu_slots`` (which GPU of the machine a run uses, and how many runs share one).
 
 The model interface (``qgvae.models.TokenAutoencoder``)
 ----------------------------------------------------------

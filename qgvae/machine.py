@@ -9,11 +9,14 @@ import os
 import platform
 import random
 import subprocess
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import gpu_slots
 
 if TYPE_CHECKING:
     import torch
@@ -104,6 +107,7 @@ def hardware(device: str | None = None) -> dict[str, Any]:
             memory = torch.cuda.get_device_properties(index).total_memory
             info["gpu_memory_gb"] = round(memory / 1e9, 1)
     info["device"] = device
+    info["gpu_slot"] = gpu_slots.held_info()  # the GPU slot this process holds, or None
     return info
 
 
@@ -168,6 +172,22 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device of ``name``: ``auto`` (a GPU if CUDA is available, else the CPU), ``cpu``,
+    ``cuda`` or ``cuda:N``.
+
+    ``auto`` and ``cuda`` on a machine with CUDA take this process's GPU slot
+    (:mod:`qgvae.gpu_slots`: a GPU of its own, or one of ``QGVAE_RUNS_PER_GPU`` places on one,
+    held until the process ends; the first call may wait for a slot) and make that GPU the
+    current one. ``cuda:N`` names the GPU itself and takes no slot; the CPU never does."""
+    dev = check_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        return gpu_slot_device()
+    return dev
+
+
+def check_device(name: str = "auto") -> torch.device:
+    """``name`` as a torch device, refused with a one-line ConfigError when it is not one or
+    names CUDA on a machine without it; takes no GPU slot (``auto`` with CUDA is ``cuda``)."""
     import torch
 
     if name == "auto":
@@ -186,3 +206,33 @@ def resolve_device(name: str = "auto") -> torch.device:
             "use --device cpu (or auto)"
         )
     return dev
+
+
+def gpu_uuids() -> list[str]:
+    """The UUID of every GPU this process sees, in index order (the slot lock files' names)."""
+    import torch
+
+    return [gpu_uuid(torch.cuda.get_device_properties(i)) for i in range(torch.cuda.device_count())]
+
+
+def gpu_uuid(props: Any) -> str:
+    """A GPU's UUID from its torch device properties, as 8-4-4-4-12 hex digits; without one (an
+    old driver, another backend) its PCI address, which is as unique on one machine."""
+    raw = getattr(props, "uuid", None)
+    data = getattr(raw, "bytes", None)  # torch's _CUuuid: 16 bytes
+    if data is not None and len(bytes(data)) == 16:
+        return str(uuid.UUID(bytes=bytes(data)))
+    text = str(raw or "")
+    if text and " at 0x" not in text:  # never an object's address: it differs per process
+        return text
+    return f"pci-{props.pci_domain_id:04x}-{props.pci_bus_id:02x}-{props.pci_device_id:02x}"
+
+
+def gpu_slot_device() -> torch.device:
+    """The GPU of this process's slot (taken on the first call), made the current device so
+    that code asking for plain ``cuda`` lands on it too."""
+    import torch
+
+    slot = gpu_slots.claim(gpu_uuids()).slot
+    torch.cuda.set_device(slot.index)
+    return torch.device("cuda", slot.index)

@@ -248,6 +248,7 @@ BAD = {
     "unknown top-level key": (("bogus_key",), 1, "bogus_key"),
     "unknown train key": (("defaults", "train", "learning_rate"), 1.0e-3, "learning_rate"),
     "unknown resources key": (("resources", "train", "gpus"), 2, "gpus"),
+    "runs per GPU below 1": (("runs_per_gpu",), 0, "runs_per_gpu"),
     "wrong type (seeds)": (("seeds",), "zero", "seeds"),
     "wrong type (epochs)": (("defaults", "train", "epochs"), "many", "epochs"),
     "unknown method in table1": (("table1", "methods"), ["vqvae", "vqgan"], "vqgan"),
@@ -382,6 +383,26 @@ def test_every_rule_logs_and_heavy_rules_benchmark(quick_all):
     for block in jobs:
         res = re.search(r"resources: (.*)", block).group(1)
         assert all(f"{key}=" in res for key in ("gpu", "mem_mb", "runtime")), block
+
+
+def test_every_device_command_is_told_how_many_runs_share_a_gpu(quick_all):
+    """qgvae.gpu_slots: every command that resolves a device gets QGVAE_RUNS_PER_GPU (config
+    runs_per_gpu, default 1) in front of it; the CPU-only commands do not."""
+    commands = re.findall(r"^Shell command: (.*)$", quick_all, re.M)
+    kind = r"qgvae (train|reconstruct|evaluate|prior (?:encode|train|sample|evaluate)) "
+    device = [c for c in commands if re.search(kind, c)]
+    kinds = {re.search(kind, c).group(1) for c in device}
+    assert kinds == {
+        "train",
+        "reconstruct",
+        "evaluate",
+        "prior encode",
+        "prior train",
+        "prior sample",
+        "prior evaluate",
+    }, kinds
+    assert all(c.startswith("QGVAE_RUNS_PER_GPU=1 qgvae ") for c in device), device
+    assert not [c for c in commands if c not in device and "QGVAE_RUNS_PER_GPU" in c]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,12 +36,12 @@ def _check_before_training(cfg: dict[str, Any], out: str) -> None:
     from pathlib import Path
 
     from .. import config as run_config
-    from ..machine import resolve_device
+    from ..machine import check_device
     from ..training.checkpoint import check_resumable
 
     if Path(out).exists() and not Path(out).is_dir():
         raise run_config.ConfigError(f"--out {out} is a file, not a run folder; give a folder")
-    resolve_device(cfg["train"]["device"])
+    check_device(cfg["train"]["device"])  # the GPU slot is taken by the training, after these
     run_config.check_buildable(cfg)
     check_resumable(out, cfg)  # run.json and checkpoint.pt of an earlier attempt
 

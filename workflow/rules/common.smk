@@ -42,6 +42,10 @@ PAPER_VALUES = config["paper_values"]
 RESOURCES = config["resources"]
 BOOTSTRAP = config.get("bootstrap") or {"resamples": 2000, "rfid_resamples": 200, "seed": 0}
 REPORTS = config.get("reports", "reports")
+# Runs per GPU (qgvae.gpu_slots): the commands that run on a device read QGVAE_RUNS_PER_GPU,
+# set in front of each from the job's resource `runs_per_gpu` (job_resources). A resource, not
+# a param: changing it must not rerun anything (resources are no rerun trigger).
+RUNS_PER_GPU = int(config.get("runs_per_gpu", 1))
 MARKDOWN = config.get("markdown") or {}
 
 # Software: every rule calls the `qgvae` command of the project's environment (README install;
@@ -235,9 +239,15 @@ def evaluate_args(wildcards):
 
 
 def job_resources(kind):
-    """Scheduler resources of one rule kind, from the config's `resources` section."""
+    """Scheduler resources of one rule kind, from the config's `resources` section, and the
+    config's runs_per_gpu (for QGVAE_RUNS_PER_GPU; no limit unless --resources names it)."""
     res = RESOURCES[kind]
-    return {"gpu": res["gpu"], "mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    return {
+        "gpu": res["gpu"],
+        "mem_mb": res["mem_mb"],
+        "runtime": res["runtime"],
+        "runs_per_gpu": RUNS_PER_GPU,
+    }
 
 
 def run_files(runs, *names):
@@ -256,8 +266,10 @@ def table_runs(table):
 
 
 def config_json():
-    """The workflow config as canonical JSON, for `qgvae plan --config-json`."""
-    return json.dumps(config, sort_keys=True)
+    """The workflow config as canonical JSON, for `qgvae plan --config-json`; without
+    runs_per_gpu, which says how this machine runs jobs, not what they compute (changing it must
+    not rewrite the plan and with it every table and figure)."""
+    return json.dumps({k: v for k, v in config.items() if k != "runs_per_gpu"}, sort_keys=True)
 
 
 def plan_digest(table=None):

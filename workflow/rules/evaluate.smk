@@ -22,7 +22,8 @@ rule reconstruct:
         flags=reconstruct_args,
     shell:
         # params.flags: already shell-quoted word by word (shell_words in common.smk)
-        "qgvae reconstruct {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae reconstruct {params.run_dir:q} {params.flags} > {log:q} 2>&1"
 
 
 # LPIPS (AlexNet) and FID (Inception) weights go into the torch hub cache ($TORCH_HOME, default
@@ -103,7 +104,8 @@ if EVALUATE_TOGETHER:
                 flags=group_eval_args(_key),
             shell:
                 # params.runs, params.flags: already shell-quoted word by word (shell_words)
-                "qgvae evaluate {params.runs} {params.flags} > {log:q} 2>&1"
+                "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+                " qgvae evaluate {params.runs} {params.flags} > {log:q} 2>&1"
 
 else:
 
@@ -131,7 +133,8 @@ else:
             flags=evaluate_args,
         shell:
             # params.flags: already shell-quoted word by word (shell_words in common.smk)
-            "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+            "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+            " qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
 
 
 # The floor of every table, evaluated on its own (every target needs it; in a group it would tie
@@ -156,4 +159,5 @@ rule evaluate_floor:
         flags=floor_eval_args,
     shell:
         # params.flags: already shell-quoted word by word (shell_words in common.smk)
-        "qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae evaluate {params.run_dir:q} {params.flags} > {log:q} 2>&1"

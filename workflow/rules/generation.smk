@@ -40,7 +40,8 @@ rule prior_encode:
         flags=prior_encode_args,
     shell:
         # params.flags: already shell-quoted word by word (shell_words in common.smk)
-        "qgvae prior encode {params.run_dir:q} --out {params.out:q} {params.flags} > {log:q} 2>&1"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae prior encode {params.run_dir:q} --out {params.out:q} {params.flags} > {log:q} 2>&1"
 
 
 rule prior_train:
@@ -63,7 +64,8 @@ rule prior_train:
         folder=lambda wildcards, output: os.path.dirname(output.model),
     shell:
         # appends: a resumed prior keeps the log of the attempts before it
-        "qgvae prior train {params.folder:q} --config-json {params.cfg:q} >> {log:q} 2>&1"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae prior train {params.folder:q} --config-json {params.cfg:q} >> {log:q} 2>&1"
 
 
 rule prior_sample:
@@ -86,7 +88,8 @@ rule prior_sample:
         epoch=lambda wildcards: int(wildcards.epoch),
         flags=prior_sample_args,
     shell:
-        "qgvae prior sample {params.folder:q} --epoch {params.epoch} {params.flags} > {log:q} 2>&1"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae prior sample {params.folder:q} --epoch {params.epoch} {params.flags} > {log:q} 2>&1"
 
 
 rule prior_evaluate:
@@ -111,7 +114,8 @@ rule prior_evaluate:
         epoch=lambda wildcards: int(wildcards.epoch),
         flags=prior_evaluate_args,
     shell:
-        "qgvae prior evaluate {params.folder:q} --epoch {params.epoch} {params.flags}"
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae prior evaluate {params.folder:q} --epoch {params.epoch} {params.flags}"
         " > {log:q} 2>&1"
 
 

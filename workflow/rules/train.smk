@@ -35,5 +35,7 @@ rule train:
         cfg=train_config_json,
         run_dir=lambda wildcards, output: os.path.dirname(output.model),
     shell:
-        # Appends: a resumed run keeps the log of the attempts before it.
-        "qgvae train --config-json {params.cfg:q} --out {params.run_dir:q} >> {log:q} 2>&1"
+        # Appends: a resumed run keeps the log of the attempts before it. QGVAE_RUNS_PER_GPU: how
+        # many runs share one GPU, for the GPU slot `qgvae train` takes (qgvae.gpu_slots).
+        "QGVAE_RUNS_PER_GPU={resources.runs_per_gpu:q}"
+        " qgvae train --config-json {params.cfg:q} --out {params.run_dir:q} >> {log:q} 2>&1"

@@ -13,8 +13,8 @@ Layout: one sub-package per stage, no Snakemake imports anywhere in this package
                   protocols; the metric networks' weight files.
 - ``rendering``   the one reader of ``results/``; LaTeX tables, figures and the report.
 - ``cli``         the ``qgvae`` command: the only code that parses arguments or prints.
-- ``config`` (run configs and their schema), ``plan`` (a workflow config -> runs and table
-  cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``.
+- ``config`` (run configs and their schema), ``runs`` (one run's resolved config and folder
+  name), ``plan`` (a workflow config -> runs and table cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``.
 
 The model interface (``qgvae.models.TokenAutoencoder``)
 ----------------------------------------------------------

@@ -15,8 +15,6 @@ seeds as an outer level). All methods of one dataset and protocol share the same
 
 from __future__ import annotations
 
-import csv
-import io
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,42 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..evaluation import bootstrap as B
 from ..io import write_text
-from .results import floor_of, load_plan, read_json
+from .results import load_plan, read_json
 
 METRICS = ("ssim", "psnr", "lpips", "rfid")
 FLOOR = "mean_image"
-DIFF_COLUMNS = [
-    "dataset",
-    "protocol",
-    "metric",
-    "method",
-    "baseline",
-    "diff_mean",
-    "ci_low",
-    "ci_high",
-    "n_images",
-    "n_seeds",
-    "resamples",
-    "seed",
-]
-INTERVAL_COLUMNS = [
-    "dataset",
-    "table",
-    "label",
-    "protocol",
-    "metric",
-    "method",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "n_images",
-    "n_seeds",
-    "resamples",
-    "seed",
-]
+DIFF_COLUMNS = ["dataset", "protocol", "metric", "method", "baseline", "diff_mean", "ci_low"]
+DIFF_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
+INTERVAL_COLUMNS = ["dataset", "table", "label", "protocol", "metric", "method", "mean", "ci_low"]
+INTERVAL_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
 INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
 
 
@@ -77,15 +51,8 @@ def _per_image(root: Path, run: str) -> dict[str, np.ndarray] | None:
     path = root / run / "metrics_per_image.csv"
     if not path.is_file():
         return None
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    if not rows:
-        return None
-    out = {}
-    for col in rows[0]:
-        if col == "index":
-            continue
-        out[col] = np.array([float(r[col]) if r[col] not in ("", "nan") else np.nan for r in rows])
-    return out
+    table = pd.read_csv(path).drop(columns="index", errors="ignore")
+    return None if table.empty else {c: table[c].to_numpy(float) for c in table.columns}
 
 
 def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
@@ -154,10 +121,6 @@ def _n(arm: Arm, protocol: str, metric: str) -> int | None:
     return None if vals is None else vals.shape[1]
 
 
-def _fmt(x: Any) -> str:
-    return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else str(x))
-
-
 def compute(
     plan: Mapping[str, Any] | str | Path,
     root: str | Path = ".",
@@ -180,7 +143,7 @@ def compute(
             (t, c["label"], c["method"]): _arm(root, c["method"], c["runs"], protocols)
             for t, c in cells
         }
-        floor = floor_of(root, [r for _, c in cells for r in c.get("runs", [])])
+        floor = _floor(root, [r for _, c in cells for r in c.get("runs", [])])
         floor_arm = _arm(root, FLOOR, [floor], protocols) if floor else None
         table1 = [(k, a) for k, a in arms.items() if k[0] == "table1" and a is not None]
         order = sorted(table1, key=lambda kv: kv[0][2] != "qgvae")  # QG-VAE first
@@ -202,28 +165,8 @@ def compute(
                         samples[key] = (got[0], got[1], _point(arm, p, metric))
                 for key, (s, k, point) in samples.items():
                     lo, hi = B.percentile_interval(s)
-                    intervals.append(
-                        dict(
-                            zip(
-                                INTERVAL_COLUMNS,
-                                [
-                                    ds,
-                                    key[0],
-                                    key[1],
-                                    p,
-                                    metric,
-                                    key[2],
-                                    point,
-                                    lo,
-                                    hi,
-                                    n,
-                                    k,
-                                    r,
-                                    seed,
-                                ],
-                            )
-                        )
-                    )
+                    row = [ds, *key[:2], p, metric, key[2], point, lo, hi, n, k, r, seed]
+                    intervals.append(dict(zip(INTERVAL_COLUMNS, row)))
                 pairs = []
                 for i, (ka, _) in enumerate(order):
                     pairs += [(ka, kb) for kb, _ in order[i + 1 :]]
@@ -239,21 +182,22 @@ def compute(
     return diffs, intervals
 
 
-def _protocols(root: Path, runs: Sequence[str]) -> list[str]:
+def _first_metrics(root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """The first of the runs' metrics.json that names protocols (or {})."""
     for run in runs:
         metrics, _ = read_json(root / run / "metrics.json")
         if metrics and metrics.get("protocols"):
-            return list(metrics["protocols"])
-    return []
+            return metrics
+    return {}
 
 
-def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([_fmt(row[c]) for c in columns])
-    return buf.getvalue()
+def _protocols(root: Path, runs: Sequence[str]) -> list[str]:
+    return list(_first_metrics(root, runs).get("protocols") or [])
+
+
+def _floor(root: Path, runs: Sequence[str]) -> str | None:
+    """The floor run folder (metrics.json ``floor_run``) the first evaluated run names."""
+    return _first_metrics(root, runs).get("floor_run") or None
 
 
 def write_differences(
@@ -271,13 +215,17 @@ def write_differences(
     )
     out_dir = Path(out_dir)
     diff_path, int_path = out_dir / "paired_differences.csv", out_dir / "method_intervals.csv"
-    write_text(diff_path, _csv(diffs, DIFF_COLUMNS))
-    write_text(int_path, _csv(intervals, INTERVAL_COLUMNS))
+    for path, rows, columns in (
+        (diff_path, diffs, DIFF_COLUMNS),
+        (int_path, intervals, INTERVAL_COLUMNS),
+    ):
+        frame = pd.DataFrame(rows, columns=columns)
+        write_text(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     return diff_path, int_path, len(diffs)
 
 
-def read_differences(path: str | Path | None) -> list[dict[str, str]]:
-    """Rows of a paired_differences.csv / method_intervals.csv (empty when absent)."""
+def read_differences(path: str | Path | None) -> pd.DataFrame:
+    """A paired_differences.csv / method_intervals.csv (an empty frame when absent)."""
     if path is None or not Path(path).is_file():
-        return []
-    return list(csv.DictReader(io.StringIO(Path(path).read_text())))
+        return pd.DataFrame(columns=sorted(set(DIFF_COLUMNS) | set(INTERVAL_COLUMNS)))
+    return pd.read_csv(path, dtype={"label": str, "n_seeds": str})

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figure_metrics import _mean_sd
 from .plots import FULL_W, Context, Figure, NoData, mpl_text, pyplot, row_label, show_image, strip
 from .results import load_npz
 from .table_generation import gfid_of, load_generation, paper_points
@@ -46,7 +45,7 @@ def fig_generation_fid(ctx: Context) -> Figure:
             values = tok.values(epoch, gfid_of)
             if values:
                 xs.append(epoch)
-                means.append(_mean_sd(values)[0])
+                means.append(float(np.mean(values)))
                 if len(values) > 1:
                     ax.scatter([epoch] * len(values), values, color=colour, s=6, alpha=0.5)
         for p in tok.priors:

@@ -20,7 +20,8 @@ from .plots import (
     strip,
     to_hwc,
 )
-from .results import first_with, floor_of, load_npz, scale_text, seed_of
+from .results import first_with, load_npz, seed_of
+from .summary import scale_phrase
 
 # the dataset the token-influence figure prefers (its images are the most telling)
 INFLUENCE_DATASETS = ("cifar10", "celeba64", "svhn", "mnist", "photos")
@@ -61,7 +62,7 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
             warnings.append(f"{method}'s originals differ from the input row")
         rows.append(ReconRow(f"{method}\n(seed {seed_of(ctx.plan, run)})", recon))
     runs = [r for c in cells for r in c.get("runs", [])]
-    floor = floor_of(ctx.root, runs)
+    floor = next(iter(ctx.summary.runs(runs).floor_run.dropna()), None)
     if floor is not None:
         data, why = load_npz(ctx.root / floor / "reconstructions.npz", ("reconstructions",))
         rows.append(
@@ -95,8 +96,9 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
     caption = (
         f"Test reconstructions on {ctx.names.dataset(dataset)}: the first row shows the first "
         f"{n} test images, each further row one Table-1 method (first available seed, "
-        f"stated per row; {scale_text(ctx.root, runs)})"
-        + (", and the last row the floor: the training mean image." if floor else ".")
+        "stated per row)"
+        + (", and the last row the floor: the training mean image. " if floor else ". ")
+        + scale_phrase(ctx.summary.runs(runs))
     )
     if warnings:
         caption += " Warning: " + "; ".join(warnings) + "."
@@ -218,7 +220,7 @@ def fig_progressive(ctx: Context, max_runs: int = 2, max_images: int = 3, max_k:
         )
         + "."
     )
-    caption += f" Runs {scale_text(ctx.root, [b.run for b in blocks])}."
+    caption += " " + scale_phrase(ctx.summary.runs([b.run for b in blocks]))
     return Figure(fig, caption, [f"{b.run}/analysis.npz" for b in blocks])
 
 
@@ -313,5 +315,5 @@ def fig_influence(ctx: Context, n_tokens: int = 6) -> Figure:
     )
     if len(got) < 2:
         caption += f" Only {ctx.names.method(got[0].method)} has data: " + "; ".join(reasons) + "."
-    caption += f" Runs {scale_text(ctx.root, [item.run for item in got])}."
+    caption += " " + scale_phrase(ctx.summary.runs([item.run for item in got]))
     return Figure(fig, caption, [f"{item.run}/analysis.npz" for item in got])

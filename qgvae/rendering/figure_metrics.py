@@ -1,26 +1,52 @@
-"""Figures of numbers: rate-distortion and the ablations (training and usage: figure_training)."""
+"""Figures of numbers, drawn from the summary table: rate-distortion and the ablations."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from .plots import FULL_W, Context, Figure, NoData, mpl_text, pyplot
-from .results import (
-    DDOF,
-    CellStats,
-    load_cell,
-    load_floor,
-    scale_text,
-)
+from .results import DDOF
+from .summary import scale_phrase
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and s.d. (ddof=DDOF; 0 when there are too few values) for error bars."""
-    sd = float(np.std(values, ddof=DDOF)) if len(values) > DDOF else 0.0
-    return float(np.mean(values)), sd
+def sd_interval(values: pd.Series) -> tuple[float, float]:
+    """Mean -+ one s.d. (ddof=DDOF): seaborn's error bars of the ablation figures."""
+    sd = float(values.std(ddof=DDOF)) if len(values) > DDOF else 0.0
+    return float(values.mean() - sd), float(values.mean() + sd)
+
+
+def cell_values(ctx: Context, tables: Sequence[str], keys: Sequence[str]) -> pd.DataFrame:
+    """Long form: one row per (table cell, present run, key) of the ``tables``' cells, each set
+    of runs once, with the cell's table, label, dataset and method."""
+    frames, seen = [], set()
+    for table in tables:
+        for c in ctx.cells(table):
+            if tuple(c.get("runs", [])) in seen:
+                continue
+            seen.add(tuple(c.get("runs", [])))
+            frame = ctx.summary.cell(ctx.plan, c, ctx.protocol).frame.reindex(columns=keys)
+            frame = frame.rename_axis("run").reset_index().melt("run", var_name="key")
+            frames.append(
+                frame.assign(
+                    table=table,
+                    label=str(c["label"]),
+                    dataset=c["dataset"],
+                    method=c["method"],
+                    cell=len(seen),
+                )
+            )
+    out = pd.concat(frames) if frames else pd.DataFrame(columns=["run", "key", "value"])
+    return out.astype({"value": float}).dropna(subset=["value"])
+
+
+def floor_value(ctx: Context, cells: Sequence[dict], key: str) -> float | None:
+    stats = [ctx.summary.cell(ctx.plan, c, ctx.protocol) for c in cells]
+    floor = ctx.summary.floor(ctx.plan, stats, ctx.protocol)
+    vals = [] if floor is None else floor.values(key)
+    return vals[0] if vals else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -30,84 +56,60 @@ RD_TABLES = ("table1", "table2", "ablation_tokens")
 RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
 
 
-def _rd_cells(ctx: Context) -> list[tuple[str, dict[str, Any]]]:
-    """(table, cell) of RD_TABLES, each set of runs once."""
-    out, seen = [], set()
-    for name in RD_TABLES:
-        for c in ctx.cells(name):
-            key = tuple(c.get("runs", []))
-            if key not in seen:
-                seen.add(key)
-                out.append((name, c))
-    return out
-
-
-def _interval(ctx: Context, table: str, cell: Mapping[str, Any], metric: str):
-    """(low, high) of the cell's 95 % bootstrap interval (method_intervals.csv), or None."""
-    want = (cell["dataset"], table, str(cell["label"]), cell["method"], ctx.protocol, metric)
-    for row in ctx.intervals:
-        key = tuple(row[k] for k in ("dataset", "table", "label", "method", "protocol", "metric"))
-        if key == want and row["ci_low"] and row["ci_high"]:
-            return float(row["ci_low"]), float(row["ci_high"])
-    return None
-
-
 def _bits_axis(ax, bits: Sequence[float]) -> None:
     """Log-2 x axis with plain numbers when the rates span more than a factor 4."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    if bits and min(bits) > 0 and max(bits) / min(bits) > 4:
+    lo, hi = min(bits), max(bits)
+    if lo > 0 and hi / lo > 4:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    if bits:
-        lo, hi = min(bits), max(bits)
+        ax.set_xlim(lo / 1.25, hi * 1.25)
+    else:
         pad = 0.08 * (hi - lo) if hi > lo else 0.1 * hi or 1.0
-        if ax.get_xscale() == "log":
-            ax.set_xlim(lo / 1.25, hi * 1.25)
-        else:
-            ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)
 
 
 def fig_rate_distortion(ctx: Context) -> Figure:
-    cells: dict[str, list[tuple[str, CellStats]]] = {}  # dataset -> (method, stats)
-    where: dict[int, tuple[str, dict[str, Any]]] = {}  # id(stats) -> (table, cell)
-    for table, c in _rd_cells(ctx):
-        stats = load_cell(ctx.plan, c, ctx.protocol, ctx.root)
-        if stats.values("bits") and any(stats.values(k) for k, _ in RD_METRICS):
-            cells.setdefault(c["dataset"], []).append((c["method"], stats))
-            where[id(stats)] = (table, c)
-    use_ci = bool(ctx.intervals)
-    if not cells:
+    keys = [m for m, _ in RD_METRICS]
+    long = cell_values(ctx, RD_TABLES, keys + ["bits_per_image"])
+    bits = long[long.key == "bits_per_image"].groupby("cell")["value"].mean().rename("bits")
+    long = long[long.key.isin(keys)].join(bits, on="cell").dropna(subset=["bits"])
+    if long.empty:
         raise NoData(
             "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
         )
+    group = ["dataset", "table", "label", "method", "cell", "key", "bits"]
+    points = long.groupby(group, sort=False)["value"].agg(
+        mean="mean", count="count", sd=lambda v: v.std(ddof=DDOF) if len(v) > DDOF else 0.0
+    )
+    points = points.reset_index().assign(low=lambda f: f["mean"] - f.sd)
+    points["high"] = points["mean"] + points.sd
+    ci = ctx.intervals
+    if not ci.empty:  # 95 % bootstrap intervals where qgvae differences wrote them
+        ci = ci[ci.protocol == ctx.protocol].rename(columns={"metric": "key"})
+        on = ["dataset", "table", "label", "method", "key"]
+        points = points.merge(ci[on + ["ci_low", "ci_high"]], on=on, how="left")
+        has = points.ci_low.notna() & points.ci_high.notna()
+        points.loc[has, "low"], points.loc[has, "high"] = points.ci_low, points.ci_high
+    datasets = list(dict.fromkeys(points.dataset))
     plt = pyplot()
     fig, axes = plt.subplots(
-        len(cells), len(RD_METRICS), figsize=(FULL_W, 1.9 * len(cells) + 0.4), squeeze=False
+        len(datasets), len(keys), figsize=(FULL_W, 1.9 * len(datasets) + 0.4), squeeze=False
     )
-    sources, seed_counts = [], set()
-    for r, (ds, items) in enumerate(cells.items()):
-        for col, (metric, metric_label) in enumerate(RD_METRICS):
+    for r, ds in enumerate(datasets):
+        here = points[points.dataset == ds]
+        cells = [c for t in RD_TABLES for c in ctx.cells(t) if c["dataset"] == ds]
+        for col, (key, label) in enumerate(RD_METRICS):
             ax = axes[r, col]
-            by_method: dict[str, list[tuple[float, float, float, float]]] = {}
-            for method, stats in items:  # (bits, mean, error below, error above)
-                vals = stats.values(metric)
-                if not vals:
-                    continue
-                mean, sd = _mean_sd(vals)
-                ci = _interval(ctx, *where[id(stats)], metric) if use_ci else None
-                low, high = (mean - ci[0], ci[1] - mean) if ci else (sd, sd)
-                by_method.setdefault(method, []).append((stats.mean("bits"), mean, low, high))
-                seed_counts.add(len(vals))
-                sources += [f"{run}/metrics.json" for _, run in stats.present]
-            for method, points in by_method.items():
-                points.sort()
-                x, y, lo, hi = map(np.asarray, zip(*points))
+            for method, p in here[here.key == key].groupby("method", sort=False):
+                p = p.sort_values("bits")
+                err = np.stack([(p["mean"] - p.low).clip(0), (p.high - p["mean"]).clip(0)])
                 ax.errorbar(
-                    x,
-                    y,
-                    yerr=np.stack([np.clip(lo, 0, None), np.clip(hi, 0, None)]),
+                    p.bits,
+                    p["mean"],
+                    yerr=err,
                     color=ctx.colour(method),
                     marker="o",
                     ms=3,
@@ -115,35 +117,30 @@ def fig_rate_distortion(ctx: Context) -> Figure:
                     capsize=2,
                     label=mpl_text(ctx.names.method(method)),
                 )
-            floor = load_floor(ctx.plan, [st for _, st in items], ctx.protocol, ctx.root)
-            floor_vals = [] if floor is None else floor.values(metric)
-            if floor_vals:
-                ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
-            _bits_axis(ax, [b for _, stats in items for b in stats.values("bits")])
+            floor = floor_value(ctx, cells, key)
+            if floor is not None:
+                ax.axhline(floor, color="0.45", ls="--", lw=0.8, label="mean image (floor)")
+            _bits_axis(ax, list(here.bits))
             ax.set_xlabel("bits per image")
-            if col or len(cells) == 1:
-                ax.set_ylabel(metric_label)
-            else:
-                ax.set_ylabel(metric_label + mpl_text(f"\n{ctx.names.dataset(ds)}"))
+            where = "" if col or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
+            ax.set_ylabel(label + mpl_text(where))
         axes[r, -1].legend(loc="best")
     fig.tight_layout()
-    nseeds = ", ".join(str(s) for s in sorted(seed_counts)) or "0"
+    seeds = ", ".join(str(n) for n in sorted(set(points["count"])))
+    bars = (
+        "95% bootstrap intervals (test images resampled, seeds as an outer level; "
+        "method_intervals.csv)"
+        if not ctx.intervals.empty
+        else f"one s.d. (ddof={DDOF}) over seeds"
+    )
     caption = (
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
-        "image "
-        "of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
-        f"ablation; points are means over seeds ({nseeds} seeds per point), error bars "
-        + (
-            "95% bootstrap intervals (test images resampled, seeds as an outer level; "
-            "method_intervals.csv)"
-            if use_ci
-            else f"one s.d. (ddof={DDOF}) over seeds"
-        )
-        + "; lines join one method's settings; dashed: the training mean image "
-        "(the floor). "
-        f"Runs {scale_text(ctx.root, sorted({s.split('/metrics.json')[0] for s in sources}))}."
+        "image of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
+        f"ablation; points are means over seeds ({seeds} seeds per point), error bars {bars}; "
+        "lines join one method's settings; dashed: the training mean image (the floor). "
+        f"{scale_phrase(ctx.summary.runs(long.run))}"
     )
-    return Figure(fig, caption, sorted(set(sources)))
+    return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in long.run}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,96 +151,86 @@ ABLATION_PANELS = (
     ("psnr", "PSNR (dB)"),
     ("lpips", "LPIPS"),
     ("rfid", "rFID"),
-    ("bits", "bits / image"),
+    ("bits_per_image", "bits / image"),
     ("usage", "code usage (%)"),
 )
 
 
 def fig_ablation(ctx: Context, table: str) -> Figure:
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
     cells = ctx.cells(table)
     if not cells:
         raise NoData(f"plan has no cells for {table}")
-    stats = [(c, load_cell(ctx.plan, c, ctx.protocol, ctx.root)) for c in cells]
-    if not any(st.present for _, st in stats):
+    long = cell_values(ctx, [table], [k for k, _ in ABLATION_PANELS])
+    if long.empty:
         raise NoData(f"no metrics.json in any run of {table}")
-    plt = pyplot()
     labels = list(dict.fromkeys(str(c["label"]) for c in cells))
     methods = list(dict.fromkeys(c["method"] for c in cells))
+    palette = {m: ctx.colour(m) for m in methods}
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(FULL_W, 3.6))
-    width = 0.8 / max(len(methods), 1)
-    seed_counts = set()
-    long_labels = max(map(len, labels)) > 6
+    rotate = max(map(len, labels)) > 6
+    style = dict(
+        x="label",
+        y="value",
+        hue="method",
+        order=labels,
+        hue_order=methods,
+        palette=palette,
+        dodge=0.8 / max(len(methods), 1) * (len(methods) > 1),
+        legend=False,
+    )
     for ax, (key, title) in zip(axes.flat, ABLATION_PANELS):
-        for mi, method in enumerate(methods):
-            xs, ys, es = [], [], []
-            colour = ctx.colour(method)
-            for c, st in stats:
-                if c["method"] != method:
-                    continue
-                vals = st.values(key)
-                x = labels.index(str(c["label"])) + (mi - (len(methods) - 1) / 2) * width
-                if vals:
-                    seed_counts.add(len(vals))
-                    mean, sd = _mean_sd(vals)
-                    xs.append(x)
-                    ys.append(mean)
-                    es.append(sd)
-                    ax.scatter([x] * len(vals), vals, s=6, color=colour, alpha=0.45, lw=0)
-            if xs:
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=es,
-                    fmt="o",
-                    ms=3.5,
-                    capsize=2.5,
-                    color=colour,
-                    label=mpl_text(ctx.names.method(method)),
-                    lw=1,
-                )
-        floor = load_floor(ctx.plan, [st for _, st in stats], ctx.protocol, ctx.root)
-        floor_vals = [] if floor is None or key in ("bits", "usage") else floor.values(key)
-        if floor_vals:
-            ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(
+        data = long[long.key == key]
+        sns.stripplot(data=data, ax=ax, size=2.5, alpha=0.45, jitter=False, **style)
+        sns.pointplot(
+            data=data,
+            ax=ax,
+            errorbar=sd_interval,
+            markersize=3.5,
+            capsize=0.15,
+            linestyle="none",
+            err_kws={"linewidth": 1},
+            **style,
+        )
+        floor = None if key in ("bits_per_image", "usage") else floor_value(ctx, cells, key)
+        if floor is not None:
+            ax.axhline(floor, color="0.45", ls="--", lw=0.8)
+        ax.set_xticks(
+            range(len(labels)),
             [mpl_text(x) for x in labels],
-            rotation=30 if long_labels else 0,
-            ha="right" if long_labels else "center",
+            rotation=30 if rotate else 0,
+            ha="right" if rotate else "center",
         )
-        ax.set_xlim(-0.6, len(labels) - 0.4)
-        ax.set_title(title)
-    sources = [f"{run}/metrics.json" for _, st in stats for _, run in st.present]
+        ax.set(xlim=(-0.6, len(labels) - 0.4), title=title, xlabel="", ylabel="")
+    seeds = ", ".join(str(n) for n in sorted(set(long.groupby(["cell", "key"]).size())))
+    handles = [Line2D([], [], color=palette[m], marker="o", ls="none") for m in methods]
+    names = [f"{mpl_text(ctx.names.method(m))} (mean $\\pm$ s.d., {seeds} seeds)" for m in methods]
+    if floor_value(ctx, cells, "psnr") is not None:
+        handles.append(Line2D([], [], color="0.45", ls="--", lw=0.8))
+        names.append("mean image (floor)")
+    fig.legend(
+        handles, names, loc="lower center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, -0.01)
+    )
     axis = table[len("ablation_") :]
-    ns = ", ".join(str(n) for n in sorted(seed_counts))
-    handles, legend_labels = [], []
-    for ax in axes.flat:  # the first panel with a legend entry
-        handles, legend_labels = ax.get_legend_handles_labels()
-        if handles:
-            break
-    if handles:
-        fig.legend(
-            handles,
-            [
-                label
-                if label.startswith("mean image")
-                else f"{label} (mean $\\pm$ s.d., {ns} seeds)"
-                for label in legend_labels
-            ],
-            loc="lower center",
-            ncol=min(len(legend_labels), 4),
-            bbox_to_anchor=(0.5, -0.01),
-        )
     fig.supxlabel(mpl_text(axis), y=0.06, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     on = ", ".join(dict.fromkeys(ctx.names.dataset(c["dataset"]) for c in cells))
-    missing = [f"{c['label']}/{ctx.names.method(c['method'])}" for c, st in stats if not st.present]
+    present = set(long.run)
+    missing = [
+        f"{c['label']}/{ctx.names.method(c['method'])}"
+        for c in cells
+        if not present & set(c.get("runs", []))
+    ]
     runs = [r for c in cells for r in c.get("runs", [])]
     caption = (
         f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "
-        f"means ± one s.d. (ddof={DDOF}) over {ns} seeds, small dots the individual "
-        f"seeds; dashed: the training mean image (the floor). Runs {scale_text(ctx.root, runs)}."
+        f"means ± one s.d. (ddof={DDOF}) over {seeds} seeds, small dots the individual "
+        f"seeds; dashed: the training mean image (the floor). "
+        f"{scale_phrase(ctx.summary.runs(runs))}"
     )
     if missing:
         caption += " No data for: " + ", ".join(missing) + "."
-    return Figure(fig, caption, sorted(set(sources)))
+    return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in present}))

@@ -1,4 +1,5 @@
-"""Figures of the benchmark (PDF + PNG, seaborn "paper" style), read only from run folders.
+"""Figures of the benchmark (PDF + PNG, seaborn "paper" style): numbers from the summary table
+(:mod:`qgvae.rendering.summary`), images, logs and per-position code usage from run folders.
 
 Figures (``--only`` takes a family name or a file stem)
 --------------------------------------------------------
@@ -14,11 +15,12 @@ influence          ``token_influence``         ``analysis.npz`` ``influence`` of
                                                VQ-VAE (Table-1 cells, one dataset)
 usage              ``code_usage``              ``metrics.json`` usage.per_position
 training           ``training_curves``         ``train_log.jsonl`` of the Table-1 runs (train
-                                               loss / MSE, val PSNR; one row per dataset)
-rate_distortion    ``rate_distortion``         ``metrics.json`` of Table 1, Table 2 and
+                                               loss / MSE, val PSNR; one row per dataset), the
+                                               summary's ``val_floor_psnr``
+rate_distortion    ``rate_distortion``         the summary rows of Table 1, Table 2 and
                                                ``ablation_tokens`` cells: PSNR, LPIPS, rFID
                                                against bits per image
-ablations          ``ablation_<axis>``         ``metrics.json`` of each ablation's cells,
+ablations          ``ablation_<axis>``         the summary rows of each ablation's cells,
                                                mean +- s.d. over seeds (ddof=1) + every seed
 generation         ``generation_fid``,         the generation study's prior folders
                    ``generation_samples``      (``plan["generation"]``; figure_generation)
@@ -38,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..errors import ConfigError
 from .differences import read_differences
 from .figure_generation import fig_generation_fid, fig_generation_samples
@@ -46,6 +50,7 @@ from .figure_metrics import fig_ablation, fig_rate_distortion
 from .figure_training import fig_code_usage, fig_training
 from .plots import Context, Figure, NoData, no_data_figure, pyplot, save_figure, style
 from .results import load_plan, paper_values_of
+from .summary import COLUMNS, Summary
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +128,12 @@ def render_figures(
     protocol: str = "vqwae",
     paper_values: Mapping[str, Any] | str | Path | None = None,
     intervals: str | Path | None = None,
+    summary: Summary | pd.DataFrame | str | Path | None = None,
 ) -> tuple[list[Path], dict[str, str]]:
     """Write the figures (all, or those whose family or stem is in ``only``).
 
+    ``summary``: the summary table (or its CSV; None: no numbers, as for the generation
+    figures); ``intervals``: method_intervals.csv (the rate-distortion figure's error bars).
     Returns the written paths and ``{stem: reason}`` for the figures drawn as "no data".
     """
     plan = load_plan(plan)
@@ -138,9 +146,9 @@ def render_figures(
                 f"unknown figure(s) {unknown}; families: {list(FAMILIES)}, stems: {stems}"
             )
         specs = [s for s in specs if s.family in only or s.stem in only]
-    ctx = Context.build(
-        plan, Path(root), protocol, paper_values_of(paper_values), read_differences(intervals)
-    )
+    summary = Summary(pd.DataFrame(columns=COLUMNS)) if summary is None else Summary.of(summary)
+    paper, intervals = paper_values_of(paper_values), read_differences(intervals)
+    ctx = Context.build(plan, Path(root), summary, protocol, paper, intervals)
     outdir = Path(outdir)
     written: list[Path] = []
     no_data: dict[str, str] = {}

@@ -1,5 +1,6 @@
-"""LaTeX text for the tables and the report: escaping, numbers, footnotes, captions and the
-table environment. Only glyphs of pdflatex's default fonts and the booktabs package are used.
+"""LaTeX text for the tables and the report: escaping, numbers, footnotes, captions, the
+tabular (pandas ``Styler.to_latex``) and the table environment. Only glyphs of pdflatex's default
+fonts and the booktabs package are used.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .results import DDOF, CellStats, MissingRun
+from .results import DDOF
+from .summary import Cell
 
 DASH = "--"
 
@@ -110,8 +113,40 @@ def fmt_stat(values: Sequence[float], decimals: int) -> str:
     return f"${fmt_num(mean, decimals)} \\pm {fmt_num(sd, decimals)}$"
 
 
-def table_row(cells: Sequence[str]) -> str:
-    return " & ".join(cells) + " \\\\"
+def tabular(
+    header: Sequence[str | tuple[str, str]],
+    rows: Sequence[Sequence[str]],
+    spec: str,
+    before: Mapping[int, str] | None = None,
+) -> str:
+    """A booktabs tabular (pandas ``Styler.to_latex``) of cells already in LaTeX.
+
+    ``header``: the column labels, or (group, label) pairs for a two-level header (the groups
+    spanned by ``\\multicolumn`` and ruled by ``\\cmidrule``); ``before``: {row number: a line
+    put before that body row (``\\midrule``, ``\\addlinespace``, a block title)}.
+    """
+    two = isinstance(header[0], tuple)
+    columns = pd.MultiIndex.from_tuples(header) if two else pd.Index(header)
+    frame = pd.DataFrame([list(r) for r in rows], columns=columns)
+    tex = frame.style.hide(axis="index").to_latex(
+        column_format=spec, hrules=True, multicol_align="c"
+    )
+    lines = tex.rstrip("\n").split("\n")
+    body = lines.index("\\midrule") + 1
+    for i in sorted(before or {}, reverse=True):
+        lines.insert(body + i, before[i])
+    if two:  # a rule under every named group of the first header row
+        groups = [g for g, _ in header]
+        rules, i = [], 0
+        while i < len(groups):
+            j = i
+            while j + 1 < len(groups) and groups[j + 1] == groups[i]:
+                j += 1
+            if groups[i].strip():
+                rules.append(f"\\cmidrule(lr){{{i + 1}-{j + 1}}}")
+            i = j + 1
+        lines.insert(3, " ".join(rules))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +193,7 @@ NOTE_PARTIAL = "mean $\\pm$ s.d.\\ over the available seeds only"
 NOTE_SINGLE = "one seed available: mean only, no s.d."
 
 
-def runs_text(entries: Iterable[MissingRun]) -> str:
+def runs_text(entries: Iterable[tuple[int | None, str, str]]) -> str:
     """Compact 'folder/seed{0,2} (why)' text for missing runs, grouped by folder and reason."""
     groups: dict[tuple[str, str], list[str]] = {}
     for seed, run, why in entries:
@@ -174,7 +209,7 @@ def runs_text(entries: Iterable[MissingRun]) -> str:
     return "; ".join(out)
 
 
-def stat_cell(stats: CellStats | None, key: str, decimals: int, notes: Notes, who: str) -> str:
+def stat_cell(stats: Cell | None, key: str, decimals: int, notes: Notes, who: str) -> str:
     """Formatted mean +- sd for one metric of one cell, with footnote marks."""
     if stats is None:
         return DASH
@@ -186,18 +221,20 @@ def stat_cell(stats: CellStats | None, key: str, decimals: int, notes: Notes, wh
             return DASH + notes.sup([notes.mark(NOTE_MISSING, item)])
         item = f"{latex_escape(who)} ({latex_escape(key)})"
         return DASH + notes.sup([notes.mark("value absent from metrics.json", item)])
-    if key == "bits" and len(set(vals)) == 1:  # a property of the configuration: no spread
+    if (
+        key == "bits_per_image" and len(set(vals)) == 1
+    ):  # a property of the configuration: no spread
         text = f"${fmt_num(vals[0], decimals)}$"
     else:
         text = fmt_stat(vals, decimals)
     letters = []
     if len(vals) < n_planned:
         miss = stats.missing or [
-            MissingRun(s, r, f"no {key}") for s, r in stats.planned if (s, r) not in stats.present
+            (s, r, f"no {key}") for s, r in stats.planned if (s, r) not in stats.present
         ]
         item = f"{latex_escape(who)}: {len(vals)} of {n_planned} (missing {runs_text(miss)})"
         letters.append(notes.mark(NOTE_PARTIAL, item))
-    if len(vals) == 1 and key != "bits":
+    if len(vals) == 1 and key != "bits_per_image":
         letters.append(notes.mark(NOTE_SINGLE))
     return text + notes.sup(letters)
 
@@ -205,7 +242,7 @@ def stat_cell(stats: CellStats | None, key: str, decimals: int, notes: Notes, wh
 # ---------------------------------------------------------------------------------------------
 # Captions
 # ---------------------------------------------------------------------------------------------
-def n_phrase(cells: Sequence[tuple[str, CellStats | None]]) -> str:
+def n_phrase(cells: Sequence[tuple[str, Cell | None]]) -> str:
     """'N = 10000 test images (rFID: N = 5000)', or per-cell values when they differ."""
 
     def collect(key: str) -> dict[int, list[str]]:
@@ -234,31 +271,7 @@ def n_phrase(cells: Sequence[tuple[str, CellStats | None]]) -> str:
     return text
 
 
-def _span(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
-    lo, hi = min(values), max(values)
-    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}--{fmt.format(hi)}"
-
-
-def scale_phrase(cells: Sequence[tuple[str, CellStats | None]]) -> str:
-    """How long the runs of a table trained (run.json): steps, epochs and images seen, so that a
-    table from a toy configuration cannot be taken for the paper's experiment."""
-    steps, epochs, seen = [], [], []
-    for _, stats in cells:
-        if stats is None:
-            continue
-        steps += stats.values("steps")
-        epochs += stats.values("epochs")
-        seen += stats.values("images_seen")
-    if not steps:
-        return "Training length unknown (no run.json)."
-    text = f"Scale: {_span(steps)} optimiser steps per run"
-    if epochs:
-        text += f" ({_span(epochs, '{:.3g}')} epochs"
-        text += f", {_span(seen)} training images seen)" if seen else ")"
-    return latex_escape(text) + "."
-
-
-def seeds_phrase(plan: Mapping[str, Any], cells: Sequence[tuple[str, CellStats | None]]) -> str:
+def seeds_phrase(plan: Mapping[str, Any], cells: Sequence[tuple[str, Cell | None]]) -> str:
     seeds: dict[int, None] = {}
     for _, stats in cells:
         if stats is not None:

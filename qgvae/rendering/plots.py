@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..io import atomic_path, write_json
 from .names import Names
+from .summary import Summary
 
 FULL_W = 6.75  # inches: full text width of a two-column paper
 HALF_W = 3.3
@@ -39,22 +41,19 @@ class Context:
     root: Path  # the folder the plan's run paths are relative to
     names: Names
     colours: Mapping[str, Any]  # method -> matplotlib colour
+    summary: Summary  # the numbers (summary.csv)
     protocol: str = "vqwae"
     paper: Mapping[str, Any] = field(default_factory=dict)  # config/paper_values.yaml
-    intervals: Sequence[Mapping[str, str]] = ()  # method_intervals.csv rows (qgvae differences)
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # method_intervals.csv
 
     @classmethod
-    def build(
-        cls,
-        plan: Mapping[str, Any],
-        root: Path,
-        protocol: str = "vqwae",
-        paper: Mapping[str, Any] | None = None,
-        intervals: Sequence[Mapping[str, str]] = (),
-    ) -> Context:
+    def build(cls, plan, root, summary, protocol="vqwae", paper=None, intervals=None) -> Context:
         names = Names.from_plan(plan)
         colours = method_colours(list(names.methods))
-        return cls(plan, Path(root), names, colours, protocol, dict(paper or {}), intervals)
+        intervals = pd.DataFrame() if intervals is None else intervals
+        return cls(
+            plan, Path(root), names, colours, summary, protocol, dict(paper or {}), intervals
+        )
 
     def cells(self, table: str) -> list[dict[str, Any]]:
         return (self.plan.get("tables") or {}).get(table) or []

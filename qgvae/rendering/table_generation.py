@@ -20,15 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_text
-from .latex import (
-    DASH,
-    Notes,
-    fmt_stat,
-    latex_escape,
-    latex_prose,
-    table_env,
-    table_row,
-)
+from .latex import DASH, Notes, fmt_stat, latex_escape, latex_prose, table_env, tabular
 from .names import Names
 from .results import read_json, read_log
 
@@ -137,17 +129,9 @@ def generation_table(
     dataset = gen["dataset"]
     printed = paper_points(paper, dataset)
     notes = Notes()
-    head = [
-        "Tokenizer",
-        "Val.\\ PSNR (dB)",
-        "Code bits",
-        "Prior epoch",
-        "gFID",
-        "Paper",
-        "NLL (bits)",
-    ]
-    lines = ["\\begin{tabular}{lccrccc}", "\\toprule", table_row(head), "\\midrule"]
-    sources = []
+    head = ["Tokenizer", "Val.\\ PSNR (dB)", "Code bits", "Prior epoch", "gFID", "Paper"]
+    head.append("NLL (bits)")
+    rows, before, sources = [], {}, []
     for i, tok in enumerate(results):
         who = names.method(tok.method) + (f" ({tok.key})" if tok.key != tok.method else "")
         for j, epoch in enumerate(gen["epochs"]):
@@ -165,16 +149,15 @@ def generation_table(
                 f"$\\sim${latex_escape(paper_value)}" if paper_value else DASH,
                 fmt_stat(nll, 1),
             ]
-            lines.append(table_row(row))
+            rows.append(row)
         if i + 1 < len(results):
-            lines.append("\\midrule")
+            before[len(rows)] = "\\midrule"
         for p in tok.priors:
             for epoch in gen["epochs"]:
                 state = "present" if epoch in p.metrics else "MISSING"
                 sources.append(
                     f"{who} seed {p.seed}: {p.folder}/metrics_epoch{int(epoch):04d}.json [{state}]"
                 )
-    lines += ["\\bottomrule", "\\end{tabular}"]
     settings = gen["settings"]
     targets = sorted(
         {
@@ -217,7 +200,8 @@ def generation_table(
         where = section.get("dataset")
         other = latex_escape(names.dataset(where)) if where else "another setting"
         caption.append(f"The paper's values are for {other} and are not shown.")
-    return {NAME: table_env(NAME, " ".join(caption), "\n".join(lines), notes, sources, "native")}
+    body = tabular(head, rows, "lccrccc", before)
+    return {NAME: table_env(NAME, " ".join(caption), body, notes, sources, "native")}
 
 
 def write_generation_table(

@@ -7,20 +7,30 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .plots import FULL_W, Context, Figure, NoData, mpl_text, pyplot
+from .plots import FLOOR_LINE, FULL_W, Context, Figure, NoData, mpl_text, pyplot
 from .results import DDOF
 from .summary import scale_phrase
 
+RD_TABLES = ("table1", "table2", "ablation_tokens")
+RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+RD_LINE = dict(marker="o", ms=3, lw=0.9, capsize=2)
+ABLATION_PANELS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+ABLATION_PANELS += (("bits_per_image", "bits / image"), ("usage", "code usage (%)"))
 
-def sd_interval(values: pd.Series) -> tuple[float, float]:
-    """Mean -+ one s.d. (ddof=DDOF): seaborn's error bars of the ablation figures."""
-    sd = float(values.std(ddof=DDOF)) if len(values) > DDOF else 0.0
-    return float(values.mean() - sd), float(values.mean() + sd)
+
+def sd(values: pd.Series) -> float:
+    """One s.d. over seeds (ddof=DDOF; 0 when there are too few values)."""
+    return float(values.std(ddof=DDOF)) if len(values) > DDOF else 0.0
+
+
+def mean_sd(values: pd.Series) -> tuple[float, float]:
+    """Mean -+ one s.d. (ddof=DDOF): the ablation figures' error bars (seaborn ``errorbar``)."""
+    return values.mean() - sd(values), values.mean() + sd(values)
 
 
 def cell_values(ctx: Context, tables: Sequence[str], keys: Sequence[str]) -> pd.DataFrame:
-    """Long form: one row per (table cell, present run, key) of the ``tables``' cells, each set
-    of runs once, with the cell's table, label, dataset and method."""
+    """Long form: one row per (table cell, present run, key) of the ``tables``' cells (each set
+    of runs once), with the cell's table, label, dataset, method and number (``cell``)."""
     frames, seen = [], set()
     for table in tables:
         for c in ctx.cells(table):
@@ -29,31 +39,16 @@ def cell_values(ctx: Context, tables: Sequence[str], keys: Sequence[str]) -> pd.
             seen.add(tuple(c.get("runs", [])))
             frame = ctx.summary.cell(ctx.plan, c, ctx.protocol).frame.reindex(columns=keys)
             frame = frame.rename_axis("run").reset_index().melt("run", var_name="key")
-            frames.append(
-                frame.assign(
-                    table=table,
-                    label=str(c["label"]),
-                    dataset=c["dataset"],
-                    method=c["method"],
-                    cell=len(seen),
-                )
-            )
-    out = pd.concat(frames) if frames else pd.DataFrame(columns=["run", "key", "value"])
+            about = dict(table=table, label=str(c["label"]), dataset=c["dataset"])
+            frames.append(frame.assign(method=c["method"], cell=len(seen), **about))
+    out = pd.concat(frames) if frames else pd.DataFrame(columns=["run", "key", "value", "cell"])
     return out.astype({"value": float}).dropna(subset=["value"])
 
 
 def floor_value(ctx: Context, cells: Sequence[dict], key: str) -> float | None:
     stats = [ctx.summary.cell(ctx.plan, c, ctx.protocol) for c in cells]
     floor = ctx.summary.floor(ctx.plan, stats, ctx.protocol)
-    vals = [] if floor is None else floor.values(key)
-    return vals[0] if vals else None
-
-
-# ---------------------------------------------------------------------------------------------
-# rate-distortion
-# ---------------------------------------------------------------------------------------------
-RD_TABLES = ("table1", "table2", "ablation_tokens")
-RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+    return (floor.values(key) or [None])[0] if floor is not None else None
 
 
 def _bits_axis(ax, bits: Sequence[float]) -> None:
@@ -81,56 +76,42 @@ def fig_rate_distortion(ctx: Context) -> Figure:
             "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
         )
     group = ["dataset", "table", "label", "method", "cell", "key", "bits"]
-    points = long.groupby(group, sort=False)["value"].agg(
-        mean="mean", count="count", sd=lambda v: v.std(ddof=DDOF) if len(v) > DDOF else 0.0
-    )
-    points = points.reset_index().assign(low=lambda f: f["mean"] - f.sd)
-    points["high"] = points["mean"] + points.sd
-    ci = ctx.intervals
-    if not ci.empty:  # 95 % bootstrap intervals where qgvae differences wrote them
-        ci = ci[ci.protocol == ctx.protocol].rename(columns={"metric": "key"})
+    points = long.groupby(group, sort=False)["value"].agg(["mean", "count", sd]).reset_index()
+    points["low"], points["high"] = points["mean"] - points["sd"], points["mean"] + points["sd"]
+    use_ci = not ctx.intervals.empty
+    if use_ci:  # 95 % bootstrap intervals where `qgvae differences` wrote them
+        ci = ctx.intervals[ctx.intervals.protocol == ctx.protocol].rename(columns={"metric": "key"})
         on = ["dataset", "table", "label", "method", "key"]
         points = points.merge(ci[on + ["ci_low", "ci_high"]], on=on, how="left")
         has = points.ci_low.notna() & points.ci_high.notna()
         points.loc[has, "low"], points.loc[has, "high"] = points.ci_low, points.ci_high
     datasets = list(dict.fromkeys(points.dataset))
-    plt = pyplot()
-    fig, axes = plt.subplots(
-        len(datasets), len(keys), figsize=(FULL_W, 1.9 * len(datasets) + 0.4), squeeze=False
-    )
+    size = (FULL_W, 1.9 * len(datasets) + 0.4)
+    fig, axes = pyplot().subplots(len(datasets), len(keys), figsize=size, squeeze=False)
     for r, ds in enumerate(datasets):
         here = points[points.dataset == ds]
         cells = [c for t in RD_TABLES for c in ctx.cells(t) if c["dataset"] == ds]
-        for col, (key, label) in enumerate(RD_METRICS):
-            ax = axes[r, col]
+        for ax, (key, label) in zip(axes[r], RD_METRICS):
             for method, p in here[here.key == key].groupby("method", sort=False):
-                p = p.sort_values("bits")
+                p = p.sort_values("bits")  # a line joins one method's settings
                 err = np.stack([(p["mean"] - p.low).clip(0), (p.high - p["mean"]).clip(0)])
-                ax.errorbar(
-                    p.bits,
-                    p["mean"],
-                    yerr=err,
-                    color=ctx.colour(method),
-                    marker="o",
-                    ms=3,
-                    lw=0.9,
-                    capsize=2,
-                    label=mpl_text(ctx.names.method(method)),
-                )
+                name = mpl_text(ctx.names.method(method))
+                ax.errorbar(p.bits, p["mean"], err, color=ctx.colour(method), label=name, **RD_LINE)
             floor = floor_value(ctx, cells, key)
             if floor is not None:
-                ax.axhline(floor, color="0.45", ls="--", lw=0.8, label="mean image (floor)")
+                ax.axhline(floor, label="mean image (floor)", **FLOOR_LINE)
             _bits_axis(ax, list(here.bits))
-            ax.set_xlabel("bits per image")
-            where = "" if col or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
-            ax.set_ylabel(label + mpl_text(where))
+            where = (
+                "" if ax is not axes[r, 0] or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
+            )
+            ax.set(xlabel="bits per image", ylabel=label + mpl_text(where))
         axes[r, -1].legend(loc="best")
     fig.tight_layout()
     seeds = ", ".join(str(n) for n in sorted(set(points["count"])))
     bars = (
         "95% bootstrap intervals (test images resampled, seeds as an outer level; "
         "method_intervals.csv)"
-        if not ctx.intervals.empty
+        if use_ci
         else f"one s.d. (ddof={DDOF}) over seeds"
     )
     caption = (
@@ -138,22 +119,9 @@ def fig_rate_distortion(ctx: Context) -> Figure:
         "image of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
         f"ablation; points are means over seeds ({seeds} seeds per point), error bars {bars}; "
         "lines join one method's settings; dashed: the training mean image (the floor). "
-        f"{scale_phrase(ctx.summary.runs(long.run))}"
+        + scale_phrase(ctx.summary.runs(long.run))
     )
     return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in long.run}))
-
-
-# ---------------------------------------------------------------------------------------------
-# ablations
-# ---------------------------------------------------------------------------------------------
-ABLATION_PANELS = (
-    ("ssim", "SSIM"),
-    ("psnr", "PSNR (dB)"),
-    ("lpips", "LPIPS"),
-    ("rfid", "rFID"),
-    ("bits_per_image", "bits / image"),
-    ("usage", "code usage (%)"),
-)
 
 
 def fig_ablation(ctx: Context, table: str) -> Figure:
@@ -169,51 +137,29 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
     labels = list(dict.fromkeys(str(c["label"]) for c in cells))
     methods = list(dict.fromkeys(c["method"] for c in cells))
     palette = {m: ctx.colour(m) for m in methods}
-    plt = pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(FULL_W, 3.6))
     rotate = max(map(len, labels)) > 6
-    style = dict(
-        x="label",
-        y="value",
-        hue="method",
-        order=labels,
-        hue_order=methods,
-        palette=palette,
-        dodge=0.8 / max(len(methods), 1) * (len(methods) > 1),
-        legend=False,
-    )
+    dodge = 0.8 / len(methods) if len(methods) > 1 else False
+    kw = dict(x="label", y="value", hue="method", order=labels, hue_order=methods, legend=False)
+    kw |= dict(palette=palette, dodge=dodge)
+    bars = dict(markersize=3.5, capsize=0.15, linestyle="none", err_kws={"linewidth": 1})
+    fig, axes = pyplot().subplots(2, 3, figsize=(FULL_W, 3.6))
     for ax, (key, title) in zip(axes.flat, ABLATION_PANELS):
         data = long[long.key == key]
-        sns.stripplot(data=data, ax=ax, size=2.5, alpha=0.45, jitter=False, **style)
-        sns.pointplot(
-            data=data,
-            ax=ax,
-            errorbar=sd_interval,
-            markersize=3.5,
-            capsize=0.15,
-            linestyle="none",
-            err_kws={"linewidth": 1},
-            **style,
-        )
+        sns.stripplot(data=data, ax=ax, size=2.5, alpha=0.45, jitter=False, **kw)  # every seed
+        sns.pointplot(data=data, ax=ax, errorbar=mean_sd, **bars, **kw)
         floor = None if key in ("bits_per_image", "usage") else floor_value(ctx, cells, key)
         if floor is not None:
-            ax.axhline(floor, color="0.45", ls="--", lw=0.8)
-        ax.set_xticks(
-            range(len(labels)),
-            [mpl_text(x) for x in labels],
-            rotation=30 if rotate else 0,
-            ha="right" if rotate else "center",
-        )
+            ax.axhline(floor, **FLOOR_LINE)
+        rotation = dict(rotation=30, ha="right") if rotate else {}
+        ax.set_xticks(range(len(labels)), [mpl_text(x) for x in labels], **rotation)
         ax.set(xlim=(-0.6, len(labels) - 0.4), title=title, xlabel="", ylabel="")
     seeds = ", ".join(str(n) for n in sorted(set(long.groupby(["cell", "key"]).size())))
     handles = [Line2D([], [], color=palette[m], marker="o", ls="none") for m in methods]
     names = [f"{mpl_text(ctx.names.method(m))} (mean $\\pm$ s.d., {seeds} seeds)" for m in methods]
     if floor_value(ctx, cells, "psnr") is not None:
-        handles.append(Line2D([], [], color="0.45", ls="--", lw=0.8))
-        names.append("mean image (floor)")
-    fig.legend(
-        handles, names, loc="lower center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, -0.01)
-    )
+        handles, names = handles + [Line2D([], [], **FLOOR_LINE)], names + ["mean image (floor)"]
+    where = dict(loc="lower center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, -0.01))
+    fig.legend(handles, names, **where)
     axis = table[len("ablation_") :]
     fig.supxlabel(mpl_text(axis), y=0.06, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
@@ -228,9 +174,8 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
     caption = (
         f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "
         f"means ± one s.d. (ddof={DDOF}) over {seeds} seeds, small dots the individual "
-        f"seeds; dashed: the training mean image (the floor). "
-        f"{scale_phrase(ctx.summary.runs(runs))}"
+        "seeds; dashed: the training mean image (the floor). "
+        + scale_phrase(ctx.summary.runs(runs))
+        + (" No data for: " + ", ".join(missing) + "." if missing else "")
     )
-    if missing:
-        caption += " No data for: " + ", ".join(missing) + "."
     return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in present}))

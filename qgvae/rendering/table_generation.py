@@ -1,15 +1,12 @@
 """The generation table (the paper's appendix H), and the reader of generation results.
 
 Inputs: ``plan["generation"]`` (:func:`qgvae.prior.plan.generation_plan`), each prior folder's
-``tokenizer.json`` and ``metrics_epochNNNN.json`` (:mod:`qgvae.prior.study`), and the
-``generation`` section of ``config/paper_values.yaml`` (the paper's gFID read off its plot by
-eye). Nothing is recomputed; a missing file renders as ``--`` with a footnote.
-
-Layout: one row per tokenizer and sampled prior epoch. The first row of a tokenizer states the
-validation PSNR of the tokenizer weights used (matched reconstruction quality) and the code's
-bits per image; every row gives gFID, the paper's value where its dataset is the paper's
-(approximate, marked ``~``), and the prior's test NLL in bits per image. Several seeds: mean
-+- s.d. (ddof 1) over the seeds with a value.
+``tokenizer.json``, ``metrics_epochNNNN.json`` and ``prior_log.jsonl`` (:mod:`qgvae.prior.study`;
+the study is not part of the run x protocol summary table), and the ``generation`` section of
+``config/paper_values.yaml`` (the paper's gFID read off its plot by eye). A missing file renders
+as ``--`` with a footnote. One row per tokenizer and sampled prior epoch: the tokenizer's
+validation PSNR (matched reconstruction quality) and code bits, then gFID, the paper's value
+(approximate, ``~``) and the prior's test NLL; several seeds: mean +- s.d. (ddof 1).
 """
 
 from __future__ import annotations
@@ -45,20 +42,12 @@ class TokenizerResults:
     priors: list[PriorResult]
 
     def values(self, epoch: int, getter) -> list[float]:
-        out = []
-        for p in self.priors:
-            m = p.metrics.get(epoch)
-            v = getter(m) if m else None
-            if v is not None:
-                out.append(float(v))
-        return out
+        got = [getter(p.metrics[epoch]) for p in self.priors if epoch in p.metrics]
+        return [float(v) for v in got if v is not None]
 
     def tokenizer_values(self, key: str) -> list[float]:
-        return [
-            float(p.tokenizer[key])
-            for p in self.priors
-            if p.tokenizer and p.tokenizer.get(key) is not None
-        ]
+        toks = [p.tokenizer for p in self.priors if p.tokenizer]
+        return [float(t[key]) for t in toks if t.get(key) is not None]
 
 
 def gfid_of(metrics: Mapping[str, Any]) -> float | None:
@@ -71,21 +60,17 @@ def nll_of(metrics: Mapping[str, Any]) -> float | None:
 
 def load_generation(plan: Mapping[str, Any], root: str | Path = ".") -> list[TokenizerResults]:
     """Every tokenizer of the plan's generation study with whatever its prior folders hold."""
-    gen = plan.get("generation") or {}
-    root = Path(root)
-    out = []
+    gen, root, out = plan.get("generation") or {}, Path(root), []
     for tok in gen.get("tokenizers") or []:
         priors = []
         for seed, folder in sorted(tok["priors"].items(), key=lambda kv: int(kv[0])):
-            tokenizer, _ = read_json(root / folder / "tokenizer.json")
-            result = PriorResult(int(seed), folder, tokenizer)
-            for epoch in gen.get("epochs") or []:
-                metrics, _ = read_json(root / folder / f"metrics_epoch{int(epoch):04d}.json")
+            result = PriorResult(int(seed), folder, read_json(root / folder / "tokenizer.json")[0])
+            for epoch in map(int, gen.get("epochs") or []):
+                metrics, _ = read_json(root / folder / f"metrics_epoch{epoch:04d}.json")
                 if metrics is not None:
-                    result.metrics[int(epoch)] = metrics
-            result.test_log = [
-                r for r in read_log(root / folder / "prior_log.jsonl") if r.get("split") == "test"
-            ]
+                    result.metrics[epoch] = metrics
+            log = read_log(root / folder / "prior_log.jsonl")
+            result.test_log = [r for r in log if r.get("split") == "test"]
             priors.append(result)
         out.append(TokenizerResults(tok["key"], tok["method"], priors))
     return out
@@ -103,18 +88,12 @@ def paper_points(paper: Mapping[str, Any], dataset: str) -> dict[str, dict[int, 
 
 
 def _n_phrase(results: list[TokenizerResults]) -> str:
-    ns = sorted(
-        {
-            (m["gfid"]["n_samples"], m["gfid"]["n_reference"])
-            for t in results
-            for p in t.priors
-            for m in p.metrics.values()
-            if m.get("gfid")
-        }
-    )
-    if not ns:
-        return "N: no results yet"
-    return "; ".join(f"N = {a} samples against the first {b} test images" for a, b in ns)
+    gfids = [
+        m["gfid"] for t in results for p in t.priors for m in p.metrics.values() if m.get("gfid")
+    ]
+    ns = sorted({(g["n_samples"], g["n_reference"]) for g in gfids})
+    texts = [f"N = {a} samples against the first {b} test images" for a, b in ns]
+    return "; ".join(texts) or "N: no results yet"
 
 
 def generation_table(
@@ -134,38 +113,27 @@ def generation_table(
     rows, before, sources = [], {}, []
     for i, tok in enumerate(results):
         who = names.method(tok.method) + (f" ({tok.key})" if tok.key != tok.method else "")
+        first = [latex_escape(who), fmt_stat(tok.tokenizer_values("val_psnr"), 2)]
+        first.append(fmt_stat(tok.tokenizer_values("bits_per_image"), 0))
         for j, epoch in enumerate(gen["epochs"]):
             gfid = tok.values(epoch, gfid_of)
-            nll = tok.values(epoch, nll_of)
             if not gfid:
                 notes.mark("not measured yet (shown as --)", f"{who} epoch {epoch}")
-            paper_value = printed.get(tok.method, {}).get(int(epoch))
-            row = [
-                latex_escape(who) if j == 0 else "",
-                fmt_stat(tok.tokenizer_values("val_psnr"), 2) if j == 0 else "",
-                fmt_stat(tok.tokenizer_values("bits_per_image"), 0) if j == 0 else "",
-                str(epoch),
-                fmt_stat(gfid, 1),
-                f"$\\sim${latex_escape(paper_value)}" if paper_value else DASH,
-                fmt_stat(nll, 1),
-            ]
-            rows.append(row)
+            value = printed.get(tok.method, {}).get(int(epoch))
+            rows.append((first if j == 0 else ["", "", ""]) + [str(epoch), fmt_stat(gfid, 1)])
+            rows[-1] += [f"$\\sim${latex_escape(value)}" if value else DASH]
+            rows[-1] += [fmt_stat(tok.values(epoch, nll_of), 1)]
         if i + 1 < len(results):
             before[len(rows)] = "\\midrule"
         for p in tok.priors:
             for epoch in gen["epochs"]:
                 state = "present" if epoch in p.metrics else "MISSING"
-                sources.append(
-                    f"{who} seed {p.seed}: {p.folder}/metrics_epoch{int(epoch):04d}.json [{state}]"
-                )
+                where = f"{p.folder}/metrics_epoch{int(epoch):04d}.json"
+                sources.append(f"{who} seed {p.seed}: {where} [{state}]")
     settings = gen["settings"]
+    toks = [p.tokenizer for t in results for p in t.priors if p.tokenizer]
     targets = sorted(
-        {
-            round(float(p.tokenizer["target_psnr"]), 2)
-            for t in results
-            for p in t.priors
-            if p.tokenizer and p.tokenizer.get("target_psnr") is not None
-        }
+        {round(float(t["target_psnr"]), 2) for t in toks if t.get("target_psnr") is not None}
     )
     match = settings["match_psnr"]
     if match is None:

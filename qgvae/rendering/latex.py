@@ -1,5 +1,5 @@
-"""LaTeX text for the tables and the report: escaping, numbers, footnotes, captions, the
-tabular (pandas ``Styler.to_latex``) and the table environment. Only glyphs of pdflatex's default
+"""LaTeX text for the tables and the report: escaping, numbers, the tabular (pandas
+``Styler.to_latex``), footnotes and the table environment. Only glyphs of pdflatex's default
 fonts and the booktabs package are used.
 """
 
@@ -8,20 +8,15 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .results import DDOF
-from .summary import Cell
 
 DASH = "--"
-
-# ---------------------------------------------------------------------------------------------
-# Escaping
-# ---------------------------------------------------------------------------------------------
 _UNICODE = {
     "±": r"$\pm$",
     "Δ": r"$\Delta$",
@@ -60,18 +55,14 @@ _SPECIAL = {
 
 def latex_escape(text: Any) -> str:
     """Plain text -> LaTeX that pdflatex typesets literally (specials escaped, unicode mapped)."""
-    out: list[str] = []
-    for ch in str(text):
-        if ch in _SPECIAL:
-            out.append(_SPECIAL[ch])
-        elif ch in _UNICODE:
-            out.append(_UNICODE[ch])
-        elif ord(ch) < 128:
-            out.append(ch)
-        else:
-            ascii_ = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-            out.append("".join(_SPECIAL.get(c, c) for c in ascii_) or "?")
-    return "".join(out)
+
+    def one(ch: str) -> str:
+        if ch in _SPECIAL or ch in _UNICODE or ord(ch) < 128:
+            return _SPECIAL.get(ch) or _UNICODE.get(ch) or ch
+        ascii_ = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        return "".join(_SPECIAL.get(c, c) for c in ascii_) or "?"
+
+    return "".join(map(one, str(text)))
 
 
 def latex_unescape(text: str) -> str:
@@ -89,16 +80,11 @@ def latex_path(path: Any) -> str:
     return latex_escape(path).replace("/", r"/\allowbreak{}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Numbers
-# ---------------------------------------------------------------------------------------------
 def fmt_num(x: float | None, decimals: int, sign: bool = False) -> str:
     if x is None or not math.isfinite(x):
         return DASH
     s = f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
-    if float(s) == 0.0:  # no "-0.00" / "+0.00"
-        s = s.lstrip("+-")
-    return s
+    return s.lstrip("+-") if float(s) == 0.0 else s  # no "-0.00" / "+0.00"
 
 
 def fmt_stat(values: Sequence[float], decimals: int) -> str:
@@ -106,18 +92,14 @@ def fmt_stat(values: Sequence[float], decimals: int) -> str:
     vals = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if vals.size == 0:
         return DASH
-    mean = float(np.mean(vals))
+    mean = fmt_num(float(np.mean(vals)), decimals)
     if vals.size == 1:
-        return f"${fmt_num(mean, decimals)}$"
-    sd = float(np.std(vals, ddof=DDOF))
-    return f"${fmt_num(mean, decimals)} \\pm {fmt_num(sd, decimals)}$"
+        return f"${mean}$"
+    return f"${mean} \\pm {fmt_num(float(np.std(vals, ddof=DDOF)), decimals)}$"
 
 
 def tabular(
-    header: Sequence[str | tuple[str, str]],
-    rows: Sequence[Sequence[str]],
-    spec: str,
-    before: Mapping[int, str] | None = None,
+    header: Sequence[Any], rows: Sequence[Sequence[str]], spec: str, before: Mapping = None
 ) -> str:
     """A booktabs tabular (pandas ``Styler.to_latex``) of cells already in LaTeX.
 
@@ -128,208 +110,65 @@ def tabular(
     two = isinstance(header[0], tuple)
     columns = pd.MultiIndex.from_tuples(header) if two else pd.Index(header)
     frame = pd.DataFrame([list(r) for r in rows], columns=columns)
-    tex = frame.style.hide(axis="index").to_latex(
-        column_format=spec, hrules=True, multicol_align="c"
-    )
-    lines = tex.rstrip("\n").split("\n")
+    style = frame.style.hide(axis="index")
+    lines = style.to_latex(column_format=spec, hrules=True, multicol_align="c").split("\n")[:-1]
     body = lines.index("\\midrule") + 1
     for i in sorted(before or {}, reverse=True):
         lines.insert(body + i, before[i])
     if two:  # a rule under every named group of the first header row
-        groups = [g for g, _ in header]
-        rules, i = [], 0
-        while i < len(groups):
-            j = i
-            while j + 1 < len(groups) and groups[j + 1] == groups[i]:
-                j += 1
-            if groups[i].strip():
-                rules.append(f"\\cmidrule(lr){{{i + 1}-{j + 1}}}")
-            i = j + 1
+        groups, rules = [g for g, _ in header], []
+        for i, g in enumerate(groups):
+            if g.strip() and (i == 0 or groups[i - 1] != g):
+                last = i + next((k for k, h in enumerate(groups[i:]) if h != g), len(groups) - i)
+                rules.append(f"\\cmidrule(lr){{{i + 1}-{last}}}")
         lines.insert(3, " ".join(rules))
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Footnotes
-# ---------------------------------------------------------------------------------------------
 class Notes:
     """Footnote categories with letters; each category lists the items it applies to."""
 
     def __init__(self) -> None:
-        self._order: list[str] = []
-        self._items: dict[str, list[str]] = {}
+        self.items: dict[str, list[str]] = {}  # header -> items, in order of first use
 
     def mark(self, header: str, item: str | None = None) -> str:
         """Register ``item`` under ``header``; returns the footnote letter."""
-        if header not in self._items:
-            self._order.append(header)
-            self._items[header] = []
-        if item and item not in self._items[header]:
-            self._items[header].append(item)
-        return self.letter(header)
+        items = self.items.setdefault(header, [])
+        if item and item not in items:
+            items.append(item)
+        i = list(self.items).index(header)
+        return "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else f"n{i}"
 
     @staticmethod
     def sup(letters: Sequence[str]) -> str:
         return f"\\textsuperscript{{{','.join(letters)}}}" if letters else ""
 
-    def letter(self, header: str) -> str:
-        i = self._order.index(header)
-        return "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else f"n{i}"
-
     def render(self) -> str:
-        if not self._order:
-            return ""
         parts = []
-        for h in self._order:
-            items = self._items[h]
-            text = f"\\textsuperscript{{{self.letter(h)}}}\\,{h}"
-            text += (": " + "; ".join(items)) if items else ""
-            parts.append(text.rstrip(".") + ".")
-        return "\\par\\smallskip\\footnotesize " + "\n\\par ".join(parts) + "\n"
+        for header, items in self.items.items():
+            text = f"\\textsuperscript{{{self.mark(header)}}}\\,{header}"
+            parts.append((text + (": " + "; ".join(items) if items else "")).rstrip(".") + ".")
+        return "\\par\\smallskip\\footnotesize " + "\n\\par ".join(parts) if parts else ""
 
 
-NOTE_MISSING = "no metrics for any seed (shown as --)"
-NOTE_PARTIAL = "mean $\\pm$ s.d.\\ over the available seeds only"
-NOTE_SINGLE = "one seed available: mean only, no s.d."
-
-
-def runs_text(entries: Iterable[tuple[int | None, str, str]]) -> str:
-    """Compact 'folder/seed{0,2} (why)' text for missing runs, grouped by folder and reason."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for seed, run, why in entries:
-        parent, _, leaf = run.rstrip("/").rpartition("/")
-        groups.setdefault((parent, why), []).append(leaf if seed is None else str(seed))
-    out = []
-    for (parent, why), leaves in groups.items():
-        if all(s.isdigit() for s in leaves):
-            leaf = "seed" + (leaves[0] if len(leaves) == 1 else "\\{" + ",".join(leaves) + "\\}")
-        else:
-            leaf = ",".join(leaves)
-        out.append(f"{latex_path(parent + '/')}{leaf} ({latex_escape(why)})")
-    return "; ".join(out)
-
-
-def stat_cell(stats: Cell | None, key: str, decimals: int, notes: Notes, who: str) -> str:
-    """Formatted mean +- sd for one metric of one cell, with footnote marks."""
-    if stats is None:
-        return DASH
-    vals = stats.values(key)
-    n_planned = len(stats.planned)
-    if not vals:
-        if stats.missing and not stats.present:
-            item = f"{latex_escape(who)}: " + runs_text(stats.missing)
-            return DASH + notes.sup([notes.mark(NOTE_MISSING, item)])
-        item = f"{latex_escape(who)} ({latex_escape(key)})"
-        return DASH + notes.sup([notes.mark("value absent from metrics.json", item)])
-    if (
-        key == "bits_per_image" and len(set(vals)) == 1
-    ):  # a property of the configuration: no spread
-        text = f"${fmt_num(vals[0], decimals)}$"
-    else:
-        text = fmt_stat(vals, decimals)
-    letters = []
-    if len(vals) < n_planned:
-        miss = stats.missing or [
-            (s, r, f"no {key}") for s, r in stats.planned if (s, r) not in stats.present
-        ]
-        item = f"{latex_escape(who)}: {len(vals)} of {n_planned} (missing {runs_text(miss)})"
-        letters.append(notes.mark(NOTE_PARTIAL, item))
-    if len(vals) == 1 and key != "bits_per_image":
-        letters.append(notes.mark(NOTE_SINGLE))
-    return text + notes.sup(letters)
-
-
-# ---------------------------------------------------------------------------------------------
-# Captions
-# ---------------------------------------------------------------------------------------------
-def n_phrase(cells: Sequence[tuple[str, Cell | None]]) -> str:
-    """'N = 10000 test images (rFID: N = 5000)', or per-cell values when they differ."""
-
-    def collect(key: str) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for who, stats in cells:
-            if stats is None:
-                continue
-            for n in sorted(stats.ns(key)):
-                out.setdefault(n, []).append(who)
-        return out
-
-    def phrase(by_n: dict[int, list[str]]) -> str:
-        if len(by_n) == 1:
-            return f"$N = {next(iter(by_n))}$"
-        return "; ".join(
-            f"$N = {n}$ ({latex_escape(', '.join(dict.fromkeys(w)))})"
-            for n, w in sorted(by_n.items())
-        )
-
-    n_img, n_fid = collect("n"), collect("fid_n")
-    if not n_img and not n_fid:
-        return "N unknown (no metrics available)"
-    text = (phrase(n_img) + " test images per run") if n_img else "N unknown"
-    if n_fid and n_fid != n_img:
-        text += f" (rFID over {phrase(n_fid)} images)"
-    return text
-
-
-def seeds_phrase(plan: Mapping[str, Any], cells: Sequence[tuple[str, Cell | None]]) -> str:
-    seeds: dict[int, None] = {}
-    for _, stats in cells:
-        if stats is not None:
-            for seed, _run in stats.planned:
-                if seed is not None:
-                    seeds[seed] = None
-    seed_list = sorted(seeds) or [int(s) for s in plan.get("seeds", [])]
-    k = len(seed_list)
-    return (
-        f"mean $\\pm$ s.d.\\ (ddof = {DDOF}) over {k} seed{'s' if k != 1 else ''} "
-        f"({', '.join(str(s) for s in seed_list)}) of each run's mean over its test images"
-    )
-
-
-def protocol_phrase(protocol: str, paper: Mapping[str, Any]) -> str:
-    desc = (paper.get("protocols_short") or {}).get(protocol) or (paper.get("protocols") or {}).get(
-        protocol
-    )
-    head = f"Protocol \\texttt{{{latex_escape(protocol)}}}"
-    return head + (f" ({latex_prose(desc)})" if desc else "")
-
-
-# ---------------------------------------------------------------------------------------------
-# The table environment
-# ---------------------------------------------------------------------------------------------
-def table_env(
-    name: str,
-    caption: str,
-    body: str,
-    notes: Notes,
-    sources: Sequence[str],
-    protocol: str,
-    size: str = "\\small",
-) -> str:
-    """One ``table`` float: source comments, caption, label, the centred tabular, footnotes."""
-    head = [
+def table_env(name, caption, body, notes: Notes, sources, protocol, size="\\small") -> str:
+    """One ``table`` float: source comments, caption, label, the centred tabular (centred even
+    when wider than the text block: no overfull box, no extra package), footnotes."""
+    lines = [
         f"% qgvae-bench table '{name}' (protocol {protocol}), written by qgvae.rendering.tables;",
         "% do not edit: re-render with `qgvae tables`. Needs \\usepackage{booktabs}.",
         "% Sources:",
+        *(f"%   {s}" for s in sources),
+        "\\begin{table}[!htbp]",
+        "\\centering",
+        size,
+        "\\setlength{\\tabcolsep}{4pt}",
+        f"\\caption{{{caption}}}",
+        f"\\label{{tab:{name}}}",
+        "\\makebox[\\linewidth][c]{%",
+        body + "}",
+        notes.render(),
+        "\\end{table}",
+        "",
     ]
-    head += [f"%   {s}" for s in sources]
-    return (
-        "\n".join(head)
-        + "\n"
-        + "\n".join(
-            [
-                "\\begin{table}[!htbp]",
-                "\\centering",
-                size,
-                "\\setlength{\\tabcolsep}{4pt}",
-                f"\\caption{{{caption}}}",
-                f"\\label{{tab:{name}}}",
-                # centred even when wider than the text block (no overfull box, no extra package)
-                "\\makebox[\\linewidth][c]{%",
-                body + "}",
-                notes.render().rstrip("\n"),
-                "\\end{table}",
-                "",
-            ]
-        ).replace("\n\n\\end{table}", "\n\\end{table}")
-    )
+    return "\n".join(x for x in lines[:-1] if x) + "\n"

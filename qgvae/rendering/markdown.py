@@ -33,7 +33,7 @@ from .differences import read_differences
 from .names import Names
 from .results import load_plan, read_json
 from .summary import Summary
-from .tables import paper_value
+from .table_cells import paper_value
 from .timing import elapsed_wall, timing
 
 METRICS = (("ssim", "SSIM", 3, True), ("psnr", "PSNR", 2, True), ("lpips", "LPIPS", 3, False))

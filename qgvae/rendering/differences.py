@@ -41,18 +41,29 @@ INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
 class Arm:
     """One compared cell: its per-seed per-image values and feature sets, per protocol."""
 
-    method: str
     runs: list[str]
     values: dict[tuple[str, str], np.ndarray]  # (protocol, metric) -> [S, N]
     features: dict[str, list[B.FeatureSet]]  # protocol -> one set per seed
 
+    def n(self, protocol: str, metric: str) -> int | None:
+        """Test images of ``metric`` (rFID: of its feature sets), or None without data."""
+        if metric == "rfid":
+            sets = self.features.get(protocol)
+            return len(sets[0].real) if sets else None
+        vals = self.values.get((protocol, metric))
+        return None if vals is None else vals.shape[1]
 
-def _per_image(root: Path, run: str) -> dict[str, np.ndarray] | None:
-    path = root / run / "metrics_per_image.csv"
-    if not path.is_file():
-        return None
-    table = pd.read_csv(path).drop(columns="index", errors="ignore")
-    return None if table.empty else {c: table[c].to_numpy(float) for c in table.columns}
+    def sample(self, protocol: str, metric: str, counts, rng):
+        """(resampled statistic [R], number of seeds, point value), or None without data."""
+        seeds = B.seed_draws(rng, len(self.runs), len(counts))
+        if self.n(protocol, metric) != counts.shape[1]:
+            return None
+        if metric == "rfid":
+            sets = self.features[protocol]
+            point = float(np.mean([fs.rfid(np.ones(len(fs.real))) for fs in sets]))
+            return B.resampled_rfid(sets, counts, seeds), len(sets), point
+        vals = self.values[(protocol, metric)]
+        return B.resampled_means(vals, counts, seeds), vals.shape[0], float(vals.mean(1).mean())
 
 
 def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
@@ -61,64 +72,31 @@ def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
     real, fake = rfid.get("originals_features"), rfid.get("features_file")
     if not real or not fake:
         return None
-    real_path = Path(real) if Path(real).is_absolute() else root / real
-    fake_path = root / run / fake
+    real_path, fake_path = (
+        Path(real) if Path(real).is_absolute() else root / real,
+        root / run / fake,
+    )
     if not real_path.is_file() or not fake_path.is_file():
         return None
     return B.FeatureSet(np.load(real_path), np.load(fake_path))
 
 
-def _arm(root: Path, method: str, runs: Sequence[str], protocols: Sequence[str]) -> Arm | None:
+def _arm(root: Path, runs: Sequence[str], protocols: Sequence[str]) -> Arm | None:
     present = [r for r in runs if (root / r / "metrics_per_image.csv").is_file()]
     if not present:
         return None
-    tables = [_per_image(root, r) for r in present]
-    values = {}
+    tables = [pd.read_csv(root / r / "metrics_per_image.csv") for r in present]
+    values, features = {}, {}
     for p in protocols:
         for m in ("ssim", "psnr", "lpips"):
-            cols = [t.get(f"{p}_{m}") for t in tables if t is not None]
-            if len(cols) == len(present) and len({len(c) for c in cols}) == 1:
-                arr = np.stack(cols)
-                if np.isfinite(arr).all():
-                    values[(p, m)] = arr
-    features = {}
-    for p in protocols:
+            cols = [t[f"{p}_{m}"].to_numpy(float) for t in tables if f"{p}_{m}" in t and len(t)]
+            same = len(cols) == len(present) and len({len(c) for c in cols}) == 1
+            if same and np.isfinite(np.stack(cols)).all():
+                values[(p, m)] = np.stack(cols)
         sets = [_features(root, r, p) for r in present]
         if all(s is not None for s in sets):
             features[p] = sets
-    return Arm(method, present, values, features)
-
-
-def _sampler(arm: Arm, protocol: str, metric: str, counts, rng) -> tuple[np.ndarray, int] | None:
-    """Resampled statistic ``[R]`` and the number of seeds, or None when not available."""
-    seeds = B.seed_draws(rng, len(arm.runs), len(counts))
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        if not sets or len(sets[0].real) != counts.shape[1]:
-            return None
-        return B.resampled_rfid(sets, counts, seeds), len(sets)
-    vals = arm.values.get((protocol, metric))
-    if vals is None or vals.shape[1] != counts.shape[1]:
-        return None
-    return B.resampled_means(vals, counts, seeds), vals.shape[0]
-
-
-def _point(arm: Arm, protocol: str, metric: str) -> float | None:
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        if not sets:
-            return None
-        return float(np.mean([fs.rfid(np.ones(len(fs.real))) for fs in sets]))
-    vals = arm.values.get((protocol, metric))
-    return None if vals is None else float(vals.mean(1).mean())
-
-
-def _n(arm: Arm, protocol: str, metric: str) -> int | None:
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        return len(sets[0].real) if sets else None
-    vals = arm.values.get((protocol, metric))
-    return None if vals is None else vals.shape[1]
+    return Arm(present, values, features)
 
 
 def compute(
@@ -139,12 +117,9 @@ def compute(
             cells_by_ds.setdefault(c["dataset"], []).append((table, c))
     for ds, cells in cells_by_ds.items():
         protocols = _protocols(root, [r for _, c in cells for r in c.get("runs", [])])
-        arms = {
-            (t, c["label"], c["method"]): _arm(root, c["method"], c["runs"], protocols)
-            for t, c in cells
-        }
+        arms = {(t, c["label"], c["method"]): _arm(root, c["runs"], protocols) for t, c in cells}
         floor = _floor(root, [r for _, c in cells for r in c.get("runs", [])])
-        floor_arm = _arm(root, FLOOR, [floor], protocols) if floor else None
+        floor_arm = _arm(root, [floor], protocols) if floor else None
         table1 = [(k, a) for k, a in arms.items() if k[0] == "table1" and a is not None]
         order = sorted(table1, key=lambda kv: kv[0][2] != "qgvae")  # QG-VAE first
         for p in protocols:
@@ -152,17 +127,15 @@ def compute(
                 r = rfid_resamples if metric == "rfid" else resamples
                 rng = np.random.default_rng([seed, zlib.crc32(f"{ds}|{p}|{metric}".encode())])
                 arms_here = [(k, a) for k, a in arms.items() if a is not None]
-                n = next((_n(a, p, metric) for _, a in arms_here if _n(a, p, metric)), None)
+                n = next((a.n(p, metric) for _, a in arms_here if a.n(p, metric)), None)
                 if n is None or r < 1:
                     continue
                 counts = B.image_counts(rng, n, r)
                 samples = {}
                 for key, arm in [*arms_here, (("floor", "floor", FLOOR), floor_arm)]:
-                    if arm is None:
-                        continue
-                    got = _sampler(arm, p, metric, counts, rng)
+                    got = None if arm is None else arm.sample(p, metric, counts, rng)
                     if got is not None:
-                        samples[key] = (got[0], got[1], _point(arm, p, metric))
+                        samples[key] = got
                 for key, (s, k, point) in samples.items():
                     lo, hi = B.percentile_interval(s)
                     row = [ds, *key[:2], p, metric, key[2], point, lo, hi, n, k, r, seed]

@@ -60,49 +60,43 @@ def _paper(paper: Mapping[str, Any], dataset: str, method: str, metric: str) -> 
 
 
 def _provenance(runs: pd.DataFrame) -> list[str]:
-    out = [
-        f"- git commit of the training runs: `{c}` ({n} runs)"
-        for c, n in runs.commit.dropna().value_counts(sort=False).items()
-    ]
-    out += [
-        f"- hardware: {h} ({n} runs)"
-        for h, n in runs.hardware.dropna().value_counts(sort=False).items()
-    ]
+    count = lambda column: runs[column].dropna().value_counts(sort=False).items()
+    out = [f"- git commit of the training runs: `{c}` ({n} runs)" for c, n in count("commit")]
+    out += [f"- hardware: {h} ({n} runs)" for h, n in count("hardware")]
     versions = {}
     for blob in runs.train_versions.dropna():
         versions |= {k: v for k, v in json.loads(blob).items() if k in VERSIONS}
-    if versions:
-        out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    return out
+    text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    return out + ([f"- versions: {text}"] if versions else [])
 
 
 def _stage_lines(results: Path) -> list[str]:
-    stages = timing(results)
+    stages, span = timing(results), elapsed_wall(results)
     if stages.empty:
         return [
             "No Snakemake benchmark files under `benchmarks/`: the stage times are unknown.",
             "",
         ]
     rows = [
-        [s.Index, s.jobs, f"{s.wall_s / 60:.1f}", f"{s.cpu_s / 60:.1f}"]
+        (s.Index, s.jobs, f"{s.wall_s / 60:.1f}", f"{s.cpu_s / 60:.1f}")
         for s in stages.itertuples()
     ]
     lines = _table(["stage", "jobs", "wall-min (summed over jobs)", "CPU-min"], rows)
-    span = elapsed_wall(results)
-    if span is not None:
-        lines[:0] = [
-            f"Elapsed wall time with at least one job running: **{span / 60:.1f} min** (jobs run "
-            "side by side, so the per-stage wall times add up to more; pauses between jobs are "
-            "not counted).",
-            "",
-        ]
-    return lines
+    if span is None:
+        return lines
+    return [
+        f"Elapsed wall time with at least one job running: **{span / 60:.1f} min** (jobs run "
+        "side by side, so the per-stage wall times add up to more; pauses between jobs are "
+        "not counted).",
+        "",
+    ] + lines
 
 
 def _training(plan: Mapping[str, Any], summary: Summary, names: Names) -> list[str]:
     header = ["method", "dataset", "seed", "steps", "epochs", "images seen", "floor (val PSNR)"]
     header += ["plateau left at step", "final val PSNR", "evaluated weights"]
     runs, rows = summary.runs(), []
+    whole = lambda x: "?" if pd.isna(x) else f"{int(x):,}"
     for cell in (plan.get("tables") or {}).get("table1", []):
         for run in cell["runs"]:
             method = names.method(cell["method"])
@@ -110,25 +104,13 @@ def _training(plan: Mapping[str, Any], summary: Summary, names: Names) -> list[s
                 rows.append([method, cell["dataset"], "?", "no run.json", *[""] * 6])
                 continue
             r, seed = runs.loc[run], (plan.get("runs") or {}).get(run, {}).get("seed")
-            left = "never" if pd.isna(r.plateau_step) else f"{int(r.plateau_step):,}"
+            left = "never" if pd.isna(r.plateau_step) else whole(r.plateau_step)
             if pd.notna(r.plateau_step) and pd.notna(r.plateau_margin_db) and r.plateau_margin_db:
                 left += f" (+{r.plateau_margin_db:g} dB)"
-            step = "?" if pd.isna(r.selected_step) else int(r.selected_step)
             rule = "?" if pd.isna(r.selected_rule) else r.selected_rule
-            rows.append(
-                [
-                    method,
-                    names.dataset(cell["dataset"]),
-                    seed,
-                    f"{int(r.steps):,}",
-                    _num(r.epochs, 2),
-                    "?" if pd.isna(r.images_seen) else f"{int(r.images_seen):,}",
-                    _num(r.val_floor_psnr, 2),
-                    left,
-                    _num(r.final_val_psnr, 2),
-                    f"{rule} (step {step})",
-                ]
-            )
+            rows.append([method, names.dataset(cell["dataset"]), seed, whole(r.steps)])
+            rows[-1] += [_num(r.epochs, 2), whole(r.images_seen), _num(r.val_floor_psnr, 2), left]
+            rows[-1] += [_num(r.final_val_psnr, 2), f"{rule} (step {whole(r.selected_step)})"]
     return _table(header, rows, "llrrrrrrrl")
 
 
@@ -143,31 +125,28 @@ def _results_table(plan, summary: Summary, paper, names: Names, dataset: str, pr
     header += ["PSNR − floor (dB)", "input dependence (dB)", "bits / image", "code usage (%)"]
     rows = []
     for cell, st in zip(cells, stats):
-        row = [names.method(cell["method"])]
+        missing = "; ".join(why for _, _, why in st.missing)
+        rows.append([names.method(cell["method"]) + (f" (missing: {missing})" if missing else "")])
         for key, _, decimals, _ in ALL:
-            row += [_num(st.mean(key), decimals)]
-            row += [_paper(paper, dataset, cell["method"], key) or "–"] * with_paper
-        row += [
-            _num(st.mean("psnr_gain_over_floor_db"), 2),
-            _num(st.mean("input_dependence_db"), 2),
-        ]
-        row += [_num(st.mean("bits_per_image"), 0), _num(st.mean("usage"), 1)]
-        if st.missing:
-            row[0] += " (missing: " + "; ".join(why for _, _, why in st.missing) + ")"
-        rows.append(row)
+            rows[-1] += [_num(st.mean(key), decimals)]
+            rows[-1] += [_paper(paper, dataset, cell["method"], key) or "–"] * with_paper
+        extras = [("psnr_gain_over_floor_db", 2), ("input_dependence_db", 2)]
+        rows[-1] += [_num(st.mean(k), d) for k, d in extras + [("bits_per_image", 0), ("usage", 1)]]
     if floor is not None:
-        row = ["mean image (floor)"]
+        rows.append(["mean image (floor)"])
         for key, _, decimals, _ in ALL:
-            row += [_num((floor.values(key) or [None])[0], decimals)] + ["–"] * with_paper
-        rows.append(row + ["0.00", "–", "0", "–"])
-    ns = sorted({n for st in stats for n in st.ns("n")})
-    fid_ns = sorted({n for st in stats for n in st.ns("fid_n")})
-    seeds = sorted({len(st.present) for st in stats})
+            rows[-1] += [_num((floor.values(key) or [None])[0], decimals)] + ["–"] * with_paper
+        rows[-1] += ["0.00", "–", "0", "–"]
+    listed = lambda xs: ", ".join(map(str, sorted(xs)))
+    ns, fid_ns = (
+        {n for st in stats for n in st.ns("n")},
+        {n for st in stats for n in st.ns("fid_n")},
+    )
     notes = sorted({n for st in stats for n in st.frame.protocol_notes.dropna()})
     lines = [
-        f"SSIM, PSNR, LPIPS on {', '.join(map(str, ns)) or '?'} test images, rFID between "
-        f"{', '.join(map(str, fid_ns)) or '?'} test originals and their reconstructions; "
-        f"seeds per cell: {', '.join(map(str, seeds))} (the mean over seeds where more than one).",
+        f"SSIM, PSNR, LPIPS on {listed(ns) or '?'} test images, rFID between "
+        f"{listed(fid_ns) or '?'} test originals and their reconstructions; seeds per cell: "
+        f"{listed({len(st.present) for st in stats})} (the mean over seeds where more than one).",
         "",
     ]
     return lines + _table(header, rows) + [f"Protocol: {n}" for n in notes] + [""]
@@ -180,17 +159,12 @@ def _differences(diffs: pd.DataFrame, names: Names, dataset: str, protocol: str)
         return ["No paired differences for this protocol (`paired_differences.csv`).", ""]
     rows = []
     for r in mine.itertuples():
-        dec = {"ssim": 4, "psnr": 2, "lpips": 4, "rfid": 2}.get(r.metric, 3)
+        d = {"ssim": 4, "psnr": 2, "lpips": 4, "rfid": 2}.get(r.metric, 3)
+        ci = f"[{r.ci_low:+.{d}f}, {r.ci_high:+.{d}f}]"
         verdict = "excludes 0" if r.ci_low > 0 or r.ci_high < 0 else "includes 0"
+        metric = "rFID" if r.metric == "rfid" else r.metric.upper()
         rows.append(
-            [
-                names.method(r.baseline),
-                "rFID" if r.metric == "rfid" else r.metric.upper(),
-                f"{r.diff_mean:+.{dec}f}",
-                f"[{r.ci_low:+.{dec}f}, {r.ci_high:+.{dec}f}]",
-                verdict,
-                r.n_images,
-            ]
+            (names.method(r.baseline), metric, f"{r.diff_mean:+.{d}f}", ci, verdict, r.n_images)
         )
     header = ["QG-VAE minus", "metric", "difference", "95 % interval", "interval", "images"]
     return _table(header, rows, "llrrlr")
@@ -211,33 +185,22 @@ def _orderings(plan, summary: Summary, paper, diffs: pd.DataFrame, names: Names,
             for b in methods[i + 1 :]:
                 pa, pb = _paper(paper, dataset, a, key), _paper(paper, dataset, b, key)
                 oa, ob = ours[a].mean(key), ours[b].mean(key)
-                if pa is None or pb is None or oa is None or ob is None:
+                if None in (pa, pb, oa, ob) or float(pa) == float(pb):  # ties are skipped
                     continue
                 sign = 1 if better_high else -1
                 p_order, o_order = (float(pa) - float(pb)) * sign, (oa - ob) * sign
-                if p_order == 0:
-                    continue
-                (win, lose), (pw, pl), (ow, ol) = (
-                    ((a, b), (pa, pb), (oa, ob)) if p_order > 0 else ((b, a), (pb, pa), (ob, oa))
+                flip = p_order < 0  # name the paper's winner first
+                (win, pw, ow), (lose, pl, ol) = (
+                    ((b, pb, ob), (a, pa, oa)) if flip else ((a, pa, oa), (b, pb, ob))
                 )
                 lo, hi = interval.get((a, b, key)) or (None, None)
                 if lo is None and (b, a, key) in interval:
                     hi, lo = (-x for x in interval[(b, a, key)])
-                sure = (
-                    "no interval"
-                    if lo is None
-                    else ("interval excludes a tie" if lo > 0 or hi < 0 else "within the noise")
-                )
-                rows.append(
-                    [
-                        title,
-                        f"{names.method(win)} better than {names.method(lose)}",
-                        f"{pw} vs {pl}",
-                        f"{_num(ow, 3)} vs {_num(ol, 3)}",
-                        "holds" if o_order * p_order > 0 else "**reversed**",
-                        sure,
-                    ]
-                )
+                sure = "no interval" if lo is None else "within the noise"
+                sure = "interval excludes a tie" if lo is not None and (lo > 0 or hi < 0) else sure
+                here_ = "holds" if o_order * p_order > 0 else "**reversed**"
+                rows.append([title, f"{names.method(win)} better than {names.method(lose)}"])
+                rows[-1] += [f"{pw} vs {pl}", f"{_num(ow, 3)} vs {_num(ol, 3)}", here_, sure]
     if not rows:
         return ["No pair of methods has both paper values and results.", ""]
     held = sum(r[4] == "holds" for r in rows)

@@ -151,77 +151,51 @@ def methods_section(
 def compute_section(results: Path) -> str:
     """Where the compute went, by stage, from Snakemake's benchmark files (qgvae timing)."""
     stages = timing(results)
-    if stages.empty:
-        return ""
     rows = [
-        [latex_escape(s.Index), str(s.jobs), f"{s.wall_s:.0f}", f"{s.cpu_s:.0f}"]
+        (latex_escape(s.Index), str(s.jobs), f"{s.wall_s:.0f}", f"{s.cpu_s:.0f}")
         for s in stages.itertuples()
     ]
-    return "\n".join(
-        [
-            "\\subsection*{Compute}",
-            "Wall and CPU seconds of the workflow's jobs by stage, summed over jobs (jobs run "
-            "side by side; Snakemake's benchmark files; the jobs that have run when this report "
-            "was written).",
-            "\\par\\smallskip",
-            tabular(["Stage", "Jobs", "Wall (s)", "CPU (s)"], rows, "lrrr"),
-        ]
+    text = (
+        "\\subsection*{Compute}\nWall and CPU seconds of the workflow's jobs by stage, summed "
+        "over jobs (jobs run side by side; Snakemake's benchmark files; the jobs that have run "
+        "when this report was written).\n\\par\\smallskip\n"
     )
+    return text + tabular(["Stage", "Jobs", "Wall (s)", "CPU (s)"], rows, "lrrr") if rows else ""
 
 
 def figures_section(plan: Mapping[str, Any], fig_dir: Path, tex_dir: Path) -> str:
     from .figures import figure_stems
 
     stems = figure_stems(plan)
-    extra = (
-        sorted(p.stem for p in fig_dir.glob("*.pdf") if p.stem not in stems)
-        if fig_dir.is_dir()
-        else []
-    )
-    out = ["\\clearpage", "\\section{Figures}"]
-    missing = []
-    placed = 0
-    for stem in stems + extra:
+    pdfs = sorted(p.stem for p in fig_dir.glob("*.pdf")) if fig_dir.is_dir() else []
+    out, missing, placed = ["\\clearpage", "\\section{Figures}"], [], 0
+    for stem in stems + [p for p in pdfs if p not in stems]:
         pdf = fig_dir / f"{stem}.pdf"
         if not pdf.is_file():
             missing.append(stem)
             continue
-        meta, _ = read_json(fig_dir / f"{stem}.json")
-        caption = (meta or {}).get("caption") or stem
+        caption = (read_json(fig_dir / f"{stem}.json")[0] or {}).get("caption") or stem
         rel = Path(os.path.relpath(pdf.resolve(), tex_dir.resolve())).as_posix()
+        size = "width=\\linewidth,height=0.42\\textheight,keepaspectratio"
         out.append(
-            "\n".join(
-                [
-                    "\\begin{figure}[!htbp]",
-                    "\\centering",
-                    f"\\includegraphics[width=\\linewidth,height=0.42\\textheight,keepaspectratio]"
-                    f"{{{rel}}}",
-                    f"\\caption{{{latex_escape(' '.join(str(caption).split()))}}}",
-                    f"\\label{{fig:{stem}}}",
-                    "\\end{figure}",
-                ]
-            )
+            f"\\begin{{figure}}[!htbp]\n\\centering\n\\includegraphics[{size}]{{{rel}}}\n"
+            f"\\caption{{{latex_escape(' '.join(str(caption).split()))}}}\n"
+            f"\\label{{fig:{stem}}}\n\\end{{figure}}"
         )
         placed += 1
-        if placed % 2 == 0:
-            out.append("\\clearpage")
+        out += ["\\clearpage"] * (placed % 2 == 0)
     if missing:
-        out.insert(
-            2,
-            "Figures not produced (run \\texttt{qgvae figures}): "
-            + latex_escape(", ".join(missing))
-            + ".",
-        )
+        what = latex_escape(", ".join(missing))
+        out.insert(2, f"Figures not produced (run \\texttt{{qgvae figures}}): {what}.")
     return "\n\n".join(out) + "\n"
 
 
 def tables_section(tables_tex: Path) -> str:
-    out = ["\\clearpage", "\\section{Tables}"]
     if tables_tex.is_file():
-        out.append(f"% ---- contents of {tables_tex}\n" + tables_tex.read_text())
+        body = f"% ---- contents of {tables_tex}\n" + tables_tex.read_text()
     else:
-        out.append(f"Tables file {latex_path(tables_tex)} not found: run \\texttt{{qgvae tables}}.")
-    return "\n\n".join(out) + "\n"
+        body = f"Tables file {latex_path(tables_tex)} not found: run \\texttt{{qgvae tables}}."
+    return "\n\n".join(["\\clearpage", "\\section{Tables}", body]) + "\n"
 
 
 def write_report_tex(
@@ -267,43 +241,25 @@ def find_tex() -> tuple[str, str] | None:
 
 def build_pdf(tex: Path, out_pdf: Path, timeout: int = 600) -> tuple[bool, str]:
     """Compile ``tex`` (cwd = its folder) into ``out_pdf``; (ok, log tail)."""
-    tool = find_tex()
-    assert tool is not None
+    tool, path = find_tex()
     tex = tex.resolve()
     build = Path(tempfile.mkdtemp(prefix=".report-build-", dir=tex.parent))
+    flags = ["-interaction=nonstopmode", "-halt-on-error"]
+    if tool == "latexmk":
+        cmds = [[path, "-pdf", *flags, f"-outdir={build}", tex.name]]
+    else:
+        cmds = [[path, *flags, f"-output-directory={build}", tex.name]] * 2  # twice: references
     try:
-        if tool[0] == "latexmk":
-            cmds = [
-                [
-                    tool[1],
-                    "-pdf",
-                    "-interaction=nonstopmode",
-                    "-halt-on-error",
-                    f"-outdir={build}",
-                    tex.name,
-                ]
-            ]
-        else:
-            cmd = [
-                tool[1],
-                "-interaction=nonstopmode",
-                "-halt-on-error",
-                f"-output-directory={build}",
-                tex.name,
-            ]
-            cmds = [cmd, cmd]
         for cmd in cmds:
             proc = subprocess.run(
                 cmd, cwd=tex.parent, capture_output=True, text=True, timeout=timeout
             )
             if proc.returncode != 0:
-                logf = build / f"{tex.stem}.log"
-                tail = (
-                    logf.read_text(errors="replace")[-4000:]
-                    if logf.is_file()
-                    else (proc.stdout + proc.stderr)[-4000:]
+                log = build / f"{tex.stem}.log"
+                text = (
+                    log.read_text(errors="replace") if log.is_file() else proc.stdout + proc.stderr
                 )
-                return False, tail
+                return False, text[-4000:]
         pdf = build / f"{tex.stem}.pdf"
         if not pdf.is_file():
             return False, "no PDF produced"

@@ -1,45 +1,10 @@
 """The results as one long table: ``qgvae collect`` writes ``<results>/summary.csv``.
 
 One row per run x protocol x metric, for every run of the plan that has a ``metrics.json`` and
-every floor (mean image) those runs were scored against. Every table, the markdown page, the
-report and the figures of numbers read their numbers from this table (:class:`Summary`); the
-files it is collected from are read only here. A column with no value for a row is empty.
-
-=====================  ==========================================================================
-column                 meaning (source)
-=====================  ==========================================================================
-run                    the run folder, as the plan names it (the key of the plan's table cells)
-dataset, method,       the run (plan); a floor: method ``mean_image``, variant its folder name,
-variant, seed          no seed
-protocol, metric,      ``metric``: ssim, psnr, lpips (means over the test images), rfid,
-value                  psnr_shuffled, psnr_gain_over_floor_db, input_dependence_db, floor_psnr
-                       (metrics.json ``protocols``)
-n_images               images the value is computed over (rFID: its own n; the PSNR-derived
-                       metrics: PSNR's n)
-bits_per_image         nominal bits per image of the code (metrics.json)
-code_usage             mean over token positions of the fraction of the codebook used on the
-                       test images, 0-1 (metrics.json ``usage.mean_fraction``)
-steps, images_seen     optimiser steps and training images seen (run.json)
-train_seconds          run.json ``end`` - ``start`` (a resumed run: includes the pause)
-device, commit         training device (and GPU or CPU model), git commit (run.json)
-resolution             the protocol's image side (metrics.json)
-epochs                 run.json
-tokens_per_image_test  tokens and bits per image measured on the test images (metrics.json;
-bits_per_image_test    DQ-VAE's adaptive rate)
-floor_run              the floor the run was scored against (metrics.json)
-grayscale_to_rgb       grayscale images repeated to RGB for LPIPS and rFID (metrics.json)
-val_floor_psnr,        validation PSNR of the mean image, of the last validation, the step at
-final_val_psnr,        which validation PSNR first exceeded the floor by ``plateau_margin_db``
-plateau_step,          (run.json)
-plateau_margin_db
-selected_rule,         which weights were evaluated: ``final`` or ``best_val``, and their step
-selected_step          (run.json ``selected``)
-hardware               the training machine (run.json ``hardware``)
-train_versions,        package versions at training (run.json) and at evaluation (metrics.json),
-eval_versions          JSON
-metric_weights         the LPIPS / Inception weight files (metrics.json ``weights``), JSON
-protocol_notes         how the metrics were computed (metrics.json)
-=====================  ==========================================================================
+for every floor (mean image) those runs were scored against; the README lists the columns (a
+column with no value for a row is empty). The tables, the markdown page, the report and the
+figures of numbers read their numbers from this table through :class:`Summary`; metrics.json
+and run.json are read here only (figures read images, logs and per-position usage themselves).
 """
 
 from __future__ import annotations
@@ -62,11 +27,27 @@ from .results import load_plan, read_json, seed_of
 METRICS = ("ssim", "psnr", "lpips", "rfid", "psnr_shuffled", "psnr_gain_over_floor_db")
 METRICS += ("input_dependence_db", "floor_psnr")
 PIXEL = ("ssim", "psnr", "lpips")  # metrics with their own n (a mean over images)
+# run columns copied from a file: "m." metrics.json, "r." run.json, then the key path
+COPIED = {
+    "bits_per_image": "m.bits_per_image",
+    "code_usage": "m.usage.mean_fraction",
+    "steps": "r.steps",
+    "images_seen": "r.images_seen",
+    "commit": "r.git_commit",
+    "epochs": "r.epochs",
+    "tokens_per_image_test": "m.tokens_per_image_measured",
+    "bits_per_image_test": "m.bits_per_image_measured",
+    "floor_run": "m.floor_run",
+    "val_floor_psnr": "r.val_floor_psnr",
+    "final_val_psnr": "r.final_val_psnr",
+    "plateau_step": "r.step_val_psnr_above_floor_by_margin",
+    "plateau_margin_db": "r.learned_margin_db",
+    "selected_rule": "r.selected.rule",
+    "selected_step": "r.selected.step",
+}
 KEYS = ["run", "dataset", "method", "variant", "seed", "protocol", "metric", "value", "n_images"]
 RUN_COLUMNS = ["bits_per_image", "code_usage", "steps", "images_seen", "train_seconds", "device"]
-RUN_COLUMNS += ["commit", "resolution", "epochs", "tokens_per_image_test", "bits_per_image_test"]
-RUN_COLUMNS += ["floor_run", "grayscale_to_rgb", "val_floor_psnr", "final_val_psnr"]
-RUN_COLUMNS += ["plateau_step", "plateau_margin_db", "selected_rule", "selected_step", "hardware"]
+RUN_COLUMNS += ["commit", "resolution", *list(COPIED)[5:], "grayscale_to_rgb", "hardware"]
 RUN_COLUMNS += ["train_versions", "eval_versions", "metric_weights", "protocol_notes"]
 COLUMNS = KEYS + RUN_COLUMNS
 INTEGERS = ("seed", "n_images", "steps", "images_seen", "plateau_step", "selected_step")
@@ -74,6 +55,12 @@ TEXT = ("run", "dataset", "method", "variant", "protocol", "metric", "device", "
 TEXT += ("resolution", "floor_run", "selected_rule", "hardware", "train_versions")
 TEXT += ("eval_versions", "metric_weights", "protocol_notes")
 FLOOR = "mean_image"
+
+
+def _get(data: Mapping[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data
 
 
 def _num(x: Any) -> float | None:
@@ -84,50 +71,29 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _seconds(start: Any, end: Any) -> float | None:
-    try:
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-
-
-def _json(obj: Any) -> str | None:
-    return json.dumps(obj, sort_keys=True) if obj else None
-
-
 def _run_attributes(metrics: Mapping[str, Any], rj: Mapping[str, Any]) -> dict[str, Any]:
-    hw, sel = rj.get("hardware") or {}, rj.get("selected") or {}
+    out = {}
+    for column, where in COPIED.items():
+        value = _get(metrics if where[0] == "m" else rj, where[2:])
+        out[column] = value if column in TEXT else _num(value)
+    hw, js = rj.get("hardware") or {}, lambda d: json.dumps(d, sort_keys=True) if d else None
     what = hw.get("gpu") if str(hw.get("device", "")).startswith("cuda") else hw.get("cpu")
-    hardware = ", ".join(
-        f"{k} {hw[k]}"
-        for k in ("gpu", "cpu", "cpu_count", "torch_threads", "device", "platform")
-        if hw.get(k) is not None
+    keys = ("gpu", "cpu", "cpu_count", "torch_threads", "device", "platform")
+    try:
+        start, end = (datetime.fromisoformat(rj.get(k)) for k in ("start", "end"))
+        out["train_seconds"] = (end - start).total_seconds()
+    except (TypeError, ValueError):
+        out["train_seconds"] = None
+    out["device"] = f"{hw['device']} ({what})" if hw.get("device") and what else hw.get("device")
+    out["hardware"] = ", ".join(f"{k} {hw[k]}" for k in keys if hw.get(k) is not None) or None
+    out["grayscale_to_rgb"] = bool(metrics.get("grayscale_repeated_to_rgb"))
+    out["train_versions"], out["eval_versions"] = (
+        js(rj.get("versions")),
+        js(metrics.get("versions")),
     )
-    return {
-        "bits_per_image": _num(metrics.get("bits_per_image")),
-        "code_usage": _num((metrics.get("usage") or {}).get("mean_fraction")),
-        "steps": _num(rj.get("steps")),
-        "images_seen": _num(rj.get("images_seen")),
-        "train_seconds": _seconds(rj.get("start"), rj.get("end")),
-        "device": f"{hw['device']} ({what})" if hw.get("device") and what else hw.get("device"),
-        "commit": rj.get("git_commit"),
-        "epochs": _num(rj.get("epochs")),
-        "tokens_per_image_test": _num(metrics.get("tokens_per_image_measured")),
-        "bits_per_image_test": _num(metrics.get("bits_per_image_measured")),
-        "floor_run": metrics.get("floor_run") or None,
-        "grayscale_to_rgb": bool(metrics.get("grayscale_repeated_to_rgb")),
-        "val_floor_psnr": _num(rj.get("val_floor_psnr")),
-        "final_val_psnr": _num(rj.get("final_val_psnr")),
-        "plateau_step": _num(rj.get("step_val_psnr_above_floor_by_margin")),
-        "plateau_margin_db": _num(rj.get("learned_margin_db")),
-        "selected_rule": sel.get("rule"),
-        "selected_step": _num(sel.get("step")),
-        "hardware": hardware or None,
-        "train_versions": _json(rj.get("versions")),
-        "eval_versions": _json(metrics.get("versions")),
-        "metric_weights": _json(metrics.get("weights")),
-        "protocol_notes": " ".join(str(metrics.get("protocol_notes") or "").split()) or None,
-    }
+    out["metric_weights"] = js(metrics.get("weights"))
+    notes = " ".join(str(metrics.get("protocol_notes") or "").split())
+    return out | {"floor_run": out["floor_run"] or None, "protocol_notes": notes or None}
 
 
 def run_rows(
@@ -210,9 +176,6 @@ def read_summary(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-# ---------------------------------------------------------------------------------------------
-# What the renderers ask of it
-# ---------------------------------------------------------------------------------------------
 @dataclass
 class Cell:
     """One table cell under one protocol: its planned runs and the summary rows of those that
@@ -223,7 +186,6 @@ class Cell:
     planned: list[tuple[int | None, str]]  # (seed, run folder)
     frame: pd.DataFrame
     missing: list[tuple[int | None, str, str]] = field(default_factory=list)  # (seed, run, why)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def present(self) -> list[tuple[int | None, str]]:
@@ -296,15 +258,11 @@ class Summary:
         return Cell(dict(cell), protocol, planned, wide.loc[present], missing)
 
     def floor(self, plan: Mapping[str, Any], cells: Sequence[Cell | None], protocol: str):
-        """The floor (mean image) the cells' runs were scored against, as a cell of its own;
-        None when no run names one."""
+        """The floor (mean image) the cells' runs were scored against (the first, when they
+        name several), as a cell of its own; None when no run names one."""
         floors = list(dict.fromkeys(f for c in cells if c is not None for f in c.floor_runs))
-        if not floors:
-            return None
-        out = self.cell(plan, {"method": FLOOR, "label": "floor", "runs": floors[:1]}, protocol)
-        if len(floors) > 1:
-            out.notes.append(f"runs were scored against {len(floors)} floors; shown: {floors[0]}")
-        return out
+        cell = {"method": FLOOR, "label": "floor", "runs": floors[:1]}
+        return self.cell(plan, cell, protocol) if floors else None
 
 
 def span(values: Sequence[float], fmt: str = "{:,.0f}") -> str:

@@ -30,10 +30,9 @@ import pandas as pd
 
 from ..io import write_text
 from .differences import read_differences
-from .names import Names
-from .results import load_plan, read_json
+from .latex import paper_value
+from .results import Names, load_plan, read_json
 from .summary import Summary
-from .table_cells import paper_value
 from .timing import elapsed_wall, timing
 
 METRICS = (("ssim", "SSIM", 3, True), ("psnr", "PSNR", 2, True), ("lpips", "LPIPS", 3, False))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_path, write_json
-from .names import Names
+from .results import Names
 from .summary import Summary
 
 FULL_W = 6.75  # inches: full text width of a two-column paper

@@ -28,8 +28,7 @@ from typing import Any
 from ..evaluation.protocols import PROTOCOLS
 from ..io import write_text
 from .latex import latex_escape, latex_path, latex_prose, tabular
-from .names import Names
-from .results import DDOF, read_json
+from .results import DDOF, Names, read_json
 from .summary import PIXEL, Summary
 from .timing import timing
 

@@ -1,7 +1,9 @@
-"""Reading files under ``results/``: the plan, the paper values, and what the figures draw from
-run folders besides numbers (images, logs, per-position code usage). Numbers come from the
-summary table (:mod:`qgvae.rendering.summary`). Nothing here writes; a missing or unreadable
-file gives ``(None, reason)``.
+"""Reading files under ``results/``: the plan, the paper values, what the figures draw from
+run folders besides numbers (images, logs, per-position code usage; numbers come from the
+summary table, :mod:`qgvae.rendering.summary`), and the display names of methods and datasets
+(those ``build_plan`` recorded in ``plan["names"]``, else the registries': a method class's
+``display_name``, with the class a run config's ``method_class`` names; unknown keys as they
+are). Nothing here writes; a missing or unreadable file gives ``(None, reason)``.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..data import display_name as registry_dataset_name
+from ..errors import DataError
+from ..methods import display_name as method_display_name
 
 DDOF = 1  # the spread over seeds is numpy's std with this ddof (sample standard deviation)
 
@@ -75,19 +82,17 @@ def first_with(
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines log (train_log.jsonl); partial or corrupt lines are skipped."""
-    rows = []
-    try:
-        text = path.read_text()
-    except OSError:
-        return rows
-    for line in text.splitlines():
+
+    def row(line: str) -> Any:
         try:
-            row = json.loads(line)
+            return json.loads(line)
         except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+            return None
+
+    try:
+        return [r for r in map(row, path.read_text().splitlines()) if isinstance(r, dict)]
+    except OSError:
+        return []
 
 
 def seed_of(plan: Mapping[str, Any], run: str) -> int | None:
@@ -107,3 +112,51 @@ def usage_per_position(root: Path, run: str) -> tuple[np.ndarray, np.ndarray] | 
     fraction = np.asarray(per["fraction"], dtype=float)
     perplexity = np.asarray(per.get("perplexity") or [np.nan] * len(fraction), dtype=float)
     return fraction, perplexity
+
+
+def plan_methods(plan: Mapping[str, Any]) -> dict[str, str | None]:
+    """``{method: method_class or None}`` in the order methods first appear in the plan
+    (its tables' cells, then its runs)."""
+    specs: dict[str, str | None] = {}
+    for info in (plan.get("runs") or {}).values():
+        if info.get("method") and specs.get(info["method"]) is None:
+            specs[info["method"]] = (info.get("config") or {}).get("method_class")
+    order = [c["method"] for cells in (plan.get("tables") or {}).values() for c in cells]
+    return {m: specs.get(m) for m in dict.fromkeys(order + list(specs))}
+
+
+def dataset_display_name(dataset: str) -> str:
+    try:
+        return registry_dataset_name(dataset)
+    except DataError:
+        return dataset
+
+
+@dataclass(frozen=True)
+class Names:
+    """``{key: display name}`` of methods (in plan order) and datasets."""
+
+    methods: dict[str, str] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any]) -> Names:
+        recorded = plan.get("names") or {}  # build_plan records them: no model code needed
+        if recorded.get("methods") is not None and recorded.get("datasets") is not None:
+            methods = {m: recorded["methods"].get(m, m) for m in plan_methods(plan)}
+            return cls(methods=methods, datasets=dict(recorded["datasets"]))
+        cells = [c for cells in (plan.get("tables") or {}).values() for c in cells]
+        runs = list((plan.get("runs") or {}).values())
+        datasets = dict.fromkeys([c["dataset"] for c in cells] + [r["dataset"] for r in runs])
+        return cls(
+            methods={m: method_display_name(m, spec) for m, spec in plan_methods(plan).items()},
+            datasets={d: dataset_display_name(d) for d in datasets},
+        )
+
+    def method(self, method: str) -> str:
+        if method in self.methods:
+            return self.methods[method]
+        return "Mean image" if method == "mean_image" else method_display_name(method)
+
+    def dataset(self, dataset: str) -> str:
+        return self.datasets.get(dataset) or dataset_display_name(dataset)

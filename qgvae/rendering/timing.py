@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-# benchmark folder -> stage
-STAGES = {
-    "train": "train",
-    "reconstruct": "reconstruct",
-    "floor": "reconstruct",
-    "evaluate": "evaluate",
-    "prior_encode": "generation",
-    "prior_train": "generation",
-    "prior_sample": "generation",
-    "prior_evaluate": "generation",
-    "render": "render",
-}
+# benchmark folder -> stage (anything else: "other")
+STAGES = {"train": "train", "reconstruct": "reconstruct", "floor": "reconstruct"}
+STAGES |= {"evaluate": "evaluate", "render": "render"}
+STAGES |= {f"prior_{s}": "generation" for s in ("encode", "train", "sample", "evaluate")}
 ORDER = ("train", "reconstruct", "evaluate", "generation", "render", "other")
 NOTE = (
     "wall-s is summed over jobs, which run side by side; CPU-s is what psutil sampled for each "

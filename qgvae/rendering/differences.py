@@ -1,16 +1,10 @@
-"""Paired bootstrap intervals of the benchmark's comparisons, read only from run folders.
-
-For every Table-1 dataset and protocol and every metric (SSIM, PSNR, LPIPS from each run's
-``metrics_per_image.csv``; rFID from the stored Inception features), this computes
-
-- ``paired_differences.csv``: method minus baseline with a 95 % interval, for QG-VAE against
-  every other column first, then every other pair of Table-1 methods, and every method against
-  the mean-image floor;
-- ``method_intervals.csv``: each cell's own number with a 95 % interval, for the Table-1,
-  Table-2 and ``ablation_tokens`` cells (the rate-distortion figure's error bars).
-
-See :mod:`qgvae.evaluation.bootstrap` for the resampling (test images paired across methods,
-seeds as an outer level). All methods of one dataset and protocol share the same image draws.
+"""Paired bootstrap intervals of the benchmark's comparisons (``qgvae differences``), from the
+runs' ``metrics_per_image.csv`` and stored Inception features: ``paired_differences.csv``
+(method minus baseline, 95 % interval: QG-VAE against every other Table-1 column first, then
+every other pair, and every method against the mean-image floor) and ``method_intervals.csv``
+(each Table-1, Table-2 and ``ablation_tokens`` cell's own interval: the rate-distortion figure's
+error bars). The resampling is :mod:`qgvae.evaluation.bootstrap`'s (test images paired across
+methods, seeds an outer level; one dataset and protocol share the image draws).
 """
 
 from __future__ import annotations
@@ -72,10 +66,8 @@ def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
     real, fake = rfid.get("originals_features"), rfid.get("features_file")
     if not real or not fake:
         return None
-    real_path, fake_path = (
-        Path(real) if Path(real).is_absolute() else root / real,
-        root / run / fake,
-    )
+    real_path = Path(real) if Path(real).is_absolute() else root / real
+    fake_path = root / run / fake
     if not real_path.is_file() or not fake_path.is_file():
         return None
     return B.FeatureSet(np.load(real_path), np.load(fake_path))
@@ -186,8 +178,10 @@ def write_differences(
     diffs, intervals = compute(
         plan, root, resamples=resamples, rfid_resamples=rfid_resamples, seed=seed
     )
-    out_dir = Path(out_dir)
-    diff_path, int_path = out_dir / "paired_differences.csv", out_dir / "method_intervals.csv"
+    diff_path, int_path = (
+        Path(out_dir, "paired_differences.csv"),
+        Path(out_dir, "method_intervals.csv"),
+    )
     for path, rows, columns in (
         (diff_path, diffs, DIFF_COLUMNS),
         (int_path, intervals, INTERVAL_COLUMNS),

@@ -25,6 +25,7 @@ from .summary import scale_phrase
 # the dataset the token-influence figure prefers (its images are the most telling)
 INFLUENCE_DATASETS = ("cifar10", "celeba64", "svhn", "mnist", "photos")
 TITLE = dict(fontsize=7, pad=2)
+HEAT = dict(cmap="magma", vmin=0, vmax=1, interpolation="nearest")  # influence, own maximum 1
 
 
 def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
@@ -107,16 +108,8 @@ def _progressive_block(ctx: Context, table, cell, run, data, n_images: int, max_
         if int(index.max()) < len(recon["originals"]):
             originals = recon["originals"][index]
     name, seed = ctx.cell_title(table, cell), seed_of(ctx.plan, run)
-    return dict(
-        run=run,
-        ks=ks,
-        shown=shown,
-        decoded=decoded,
-        n=n_images,
-        originals=originals,
-        title=f"{name} (seed {seed})",
-        label=f"{name}\nseed {seed}",
-    )
+    block = dict(run=run, ks=ks, shown=shown, decoded=decoded, n=n_images, originals=originals)
+    return block | dict(title=f"{name} (seed {seed})", label=f"{name}\nseed {seed}")
 
 
 def fig_progressive(ctx: Context, max_runs: int = 2, max_images: int = 3, max_k: int = 9) -> Figure:
@@ -212,9 +205,7 @@ def fig_influence(ctx: Context, n_tokens: int = 6) -> Figure:
                 ax.axis("off")
                 continue
             img, title = panel
-            ax.imshow(
-                img / (img.max() or 1.0), cmap="magma", vmin=0, vmax=1, interpolation="nearest"
-            )
+            ax.imshow(img / (img.max() or 1.0), **HEAT)
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
             ax.set_title(title, **TITLE)

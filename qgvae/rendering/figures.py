@@ -1,22 +1,11 @@
-"""Figures of the benchmark (PDF + PNG, seaborn "paper" style): numbers from the summary table
-(:mod:`qgvae.rendering.summary`), images, logs and per-position code usage from run folders.
-
-``--only`` takes a family or a file stem (``figure_specs``):
-
-- reconstructions ``recon_grid_<dataset>``: ``reconstructions.npz`` of the Table-1 cells (first
-  available seed), the input row and one row per method, and the floor;
-- progressive ``progressive``: ``analysis.npz`` of the ``ablation_ordering`` runs (else a QG-VAE
-  run); influence ``token_influence``: ``analysis.npz`` of QG-VAE and VQ-VAE (one dataset);
-- usage ``code_usage``: metrics.json ``usage.per_position``; training ``training_curves``:
-  ``train_log.jsonl`` of the Table-1 runs and the summary's ``val_floor_psnr``;
-- rate_distortion ``rate_distortion``: the summary rows of Table 1, Table 2 and
-  ``ablation_tokens`` (PSNR, LPIPS, rFID against bits per image); ablations ``ablation_<axis>``:
-  the summary rows of each ablation, mean +- s.d. over seeds (ddof=1) and every seed;
-- generation ``generation_fid``, ``generation_samples``: the prior folders (figure_generation).
-
-Every declared figure is always written: when its inputs are missing it is one panel reading
-"no data: <reason>", and the reason is logged. Beside ``<stem>.pdf`` / ``.png``, ``<stem>.json``
-holds the caption (N seeds, protocol, scale), the source files and the no-data reason.
+"""Figures of the benchmark (PDF + PNG, seaborn "paper" style): numbers from the summary table,
+images, logs and per-position code usage from run folders. ``--only`` takes a family or a stem:
+reconstructions (``recon_grid_<dataset>``), progressive, influence (``token_influence``), usage
+(``code_usage``), training (``training_curves``), rate_distortion, ablations
+(``ablation_<axis>``), generation (``generation_fid``, ``generation_samples``). Every declared
+figure is written: without its inputs, as one panel reading "no data: <reason>" (logged).
+Beside ``<stem>.pdf`` / ``.png``, ``<stem>.json`` holds the caption (N seeds, protocol, scale),
+the source files and the no-data reason.
 """
 
 from __future__ import annotations
@@ -57,14 +46,9 @@ def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
     figures (always), ``ablation_<axis>`` per ablation, the generation study's."""
     tables = plan.get("tables") or {}
     datasets = dict.fromkeys(c["dataset"] for c in tables.get("table1", []))
+    recon = lambda ds: ({"dataset": ds}, f"Reconstructions, {ds}")
     specs = [
-        Spec(
-            "reconstructions",
-            f"recon_grid_{ds}",
-            fig_reconstructions,
-            {"dataset": ds},
-            f"Reconstructions, {ds}",
-        )
+        Spec("reconstructions", f"recon_grid_{ds}", fig_reconstructions, *recon(ds))
         for ds in datasets
     ]
     specs += [

@@ -96,10 +96,10 @@ def paper_points(paper: Mapping[str, Any], dataset: str) -> dict[str, dict[int, 
 
 
 def _n_phrase(results: list[TokenizerResults]) -> str:
-    gfids = [
-        m["gfid"] for t in results for p in t.priors for m in p.metrics.values() if m.get("gfid")
-    ]
-    ns = sorted({(g["n_samples"], g["n_reference"]) for g in gfids})
+    metrics = [m for t in results for p in t.priors for m in p.metrics.values()]
+    ns = sorted(
+        {(m["gfid"]["n_samples"], m["gfid"]["n_reference"]) for m in metrics if m.get("gfid")}
+    )
     texts = [f"N = {a} samples against the first {b} test images" for a, b in ns]
     return "; ".join(texts) or "N: no results yet"
 
@@ -140,9 +140,8 @@ def generation_table(
                 sources.append(f"{who} seed {p.seed}: {where} [{state}]")
     settings = gen["settings"]
     toks = [p.tokenizer for t in results for p in t.priors if p.tokenizer]
-    targets = sorted(
-        {round(float(t["target_psnr"]), 2) for t in toks if t.get("target_psnr") is not None}
-    )
+    targets = [t["target_psnr"] for t in toks if t.get("target_psnr") is not None]
+    targets = sorted({round(float(t), 2) for t in targets})
     match = settings["match_psnr"]
     if match is None:
         matched = "Tokenizers: each run's final weights (no matching)."

@@ -245,16 +245,11 @@ def stat_cell(stats: Cell | None, key: str, decimals: int, notes: Notes, who: st
         item = f"{who} ({latex_escape(key)})"
         return DASH + notes.sup([notes.mark("value absent from metrics.json", item)])
     rate = key == "bits_per_image"  # a property of the configuration: no spread
-    text = (
-        f"${fmt_num(vals[0], decimals)}$"
-        if rate and len(set(vals)) == 1
-        else fmt_stat(vals, decimals)
-    )
+    text = fmt_stat(vals[:1] if rate and len(set(vals)) == 1 else vals, decimals)
     letters = []
     if len(vals) < planned:
-        miss = stats.missing or [
-            (s, r, f"no {key}") for s, r in stats.planned if (s, r) not in stats.present
-        ]
+        absent = [(s, r, f"no {key}") for s, r in stats.planned if (s, r) not in stats.present]
+        miss = stats.missing or absent
         item = f"{who}: {len(vals)} of {planned} (missing {runs_text(miss)})"
         letters.append(notes.mark(NOTE_PARTIAL, item))
     if len(vals) == 1 and not rate:
@@ -268,8 +263,9 @@ def floor_cell(stats: Cell | None, key: str, decimals: int) -> str:
     return f"${fmt_num(vals[0], decimals)}$" if vals else DASH
 
 
-def caption_parts(plan, paper, protocol: str, named: Sequence[tuple[str, Cell | None]]) -> str:
-    """'Protocol ... Ours: mean +- s.d. (ddof) over k seeds (...); N = ... Scale: ...'."""
+def caption_parts(plan, paper, protocol: str, named: Sequence[tuple[str, Cell | None]]):
+    """The caption sentences 'Protocol ... (description).', 'Ours: mean +- s.d. (ddof) over k
+    seeds (...) ...; N = ...' and 'Scale: ...'."""
     cells = [s for _, s in named if s is not None]
     seeds = sorted({s for c in cells for s, _ in c.planned if s is not None})
     seeds = seeds or [int(s) for s in plan.get("seeds", [])]

@@ -1,20 +1,10 @@
 """A benchmark's results as one Markdown page (``qgvae markdown``), rendered with pandas'
-``DataFrame.to_markdown`` from the summary table (:mod:`qgvae.rendering.summary`).
-
-What it writes, all from files the workflow produced (nothing typed in):
-
-- how the numbers were obtained: the command, the git commit(s), hardware and package versions
-  of the training runs, the wall time and CPU time per stage (Snakemake's benchmark files,
-  :mod:`qgvae.rendering.timing`);
-- training: per run, optimiser steps, images seen, the step at which validation PSNR first
-  exceeded the mean image's by the margin (where the plateau ends), the final and selected step;
-- Table 1 per dataset and protocol: every method, the mean-image floor, the paper's value beside
-  ours under the paper's protocol, the gain over the floor, input dependence, rate and usage;
-- QG-VAE minus each baseline with its paired-bootstrap 95 % interval (``paired_differences.csv``);
-- which of the paper's pairwise orderings hold here, metric by metric;
-- the figures (PNG copies beside the page, with their captions);
-- a hand-written reading (``--reading FILE``), included verbatim: the interpretation is the
-  only part a person writes, and it must not carry numbers of its own.
+``DataFrame.to_markdown`` from the summary table: how it was run (command, commits, hardware,
+versions, stage times), training (where each run left the plateau, the evaluated weights), Table
+1 per dataset and protocol with the paper's values and the floor, QG-VAE minus each baseline with
+its paired-bootstrap interval, which of the paper's orderings hold, the figures (PNG copies) and
+a hand-written reading (``--reading``), included verbatim: the only part a person writes, and it
+must not carry numbers of its own.
 """
 
 from __future__ import annotations
@@ -137,10 +127,8 @@ def _results_table(plan, summary: Summary, paper, names: Names, dataset: str, pr
             rows[-1] += [_num((floor.values(key) or [None])[0], decimals)] + ["–"] * with_paper
         rows[-1] += ["0.00", "–", "0", "–"]
     listed = lambda xs: ", ".join(map(str, sorted(xs)))
-    ns, fid_ns = (
-        {n for st in stats for n in st.ns("n")},
-        {n for st in stats for n in st.ns("fid_n")},
-    )
+    ns = {n for st in stats for n in st.ns("n")}
+    fid_ns = {n for st in stats for n in st.ns("fid_n")}
     notes = sorted({n for st in stats for n in st.frame.protocol_notes.dropna()})
     lines = [
         f"SSIM, PSNR, LPIPS on {listed(ns) or '?'} test images, rFID between "
@@ -162,9 +150,8 @@ def _differences(diffs: pd.DataFrame, names: Names, dataset: str, protocol: str)
         ci = f"[{r.ci_low:+.{d}f}, {r.ci_high:+.{d}f}]"
         verdict = "excludes 0" if r.ci_low > 0 or r.ci_high < 0 else "includes 0"
         metric = "rFID" if r.metric == "rfid" else r.metric.upper()
-        rows.append(
-            (names.method(r.baseline), metric, f"{r.diff_mean:+.{d}f}", ci, verdict, r.n_images)
-        )
+        diff = f"{r.diff_mean:+.{d}f}"
+        rows.append((names.method(r.baseline), metric, diff, ci, verdict, r.n_images))
     header = ["QG-VAE minus", "metric", "difference", "95 % interval", "interval", "images"]
     return _table(header, rows, "llrrlr")
 
@@ -189,9 +176,8 @@ def _orderings(plan, summary: Summary, paper, diffs: pd.DataFrame, names: Names,
                 sign = 1 if better_high else -1
                 p_order, o_order = (float(pa) - float(pb)) * sign, (oa - ob) * sign
                 flip = p_order < 0  # name the paper's winner first
-                (win, pw, ow), (lose, pl, ol) = (
-                    ((b, pb, ob), (a, pa, oa)) if flip else ((a, pa, oa), (b, pb, ob))
-                )
+                first, second = (b, pb, ob), (a, pa, oa)
+                (win, pw, ow), (lose, pl, ol) = (first, second) if flip else (second, first)
                 lo, hi = interval.get((a, b, key)) or (None, None)
                 if lo is None and (b, a, key) in interval:
                     hi, lo = (-x for x in interval[(b, a, key)])

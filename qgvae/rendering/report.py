@@ -250,15 +250,12 @@ def build_pdf(tex: Path, out_pdf: Path, timeout: int = 600) -> tuple[bool, str]:
         cmds = [[path, *flags, f"-output-directory={build}", tex.name]] * 2  # twice: references
     try:
         for cmd in cmds:
-            proc = subprocess.run(
-                cmd, cwd=tex.parent, capture_output=True, text=True, timeout=timeout
-            )
+            run = dict(cwd=tex.parent, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, **run)
             if proc.returncode != 0:
                 log = build / f"{tex.stem}.log"
-                text = (
-                    log.read_text(errors="replace") if log.is_file() else proc.stdout + proc.stderr
-                )
-                return False, text[-4000:]
+                text = proc.stdout + proc.stderr
+                return False, (log.read_text(errors="replace") if log.is_file() else text)[-4000:]
         pdf = build / f"{tex.stem}.pdf"
         if not pdf.is_file():
             return False, "no PDF produced"

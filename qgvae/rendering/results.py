@@ -46,11 +46,8 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return None, f"unreadable {path.name} ({type(exc).__name__})"
-    return (
-        (data, None)
-        if isinstance(data, dict)
-        else (None, f"unreadable {path.name} (not an object)")
-    )
+    ok = isinstance(data, dict)
+    return (data, None) if ok else (None, f"unreadable {path.name} (not an object)")
 
 
 def load_npz(path: Path, keys: Sequence[str] = ()) -> tuple[dict[str, np.ndarray] | None, str]:
@@ -148,10 +145,8 @@ class Names:
         cells = [c for cells in (plan.get("tables") or {}).values() for c in cells]
         runs = list((plan.get("runs") or {}).values())
         datasets = dict.fromkeys([c["dataset"] for c in cells] + [r["dataset"] for r in runs])
-        return cls(
-            methods={m: method_display_name(m, spec) for m, spec in plan_methods(plan).items()},
-            datasets={d: dataset_display_name(d) for d in datasets},
-        )
+        methods = {m: method_display_name(m, spec) for m, spec in plan_methods(plan).items()}
+        return cls(methods=methods, datasets={d: dataset_display_name(d) for d in datasets})
 
     def method(self, method: str) -> str:
         if method in self.methods:

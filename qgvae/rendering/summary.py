@@ -87,10 +87,8 @@ def _run_attributes(metrics: Mapping[str, Any], rj: Mapping[str, Any]) -> dict[s
     out["device"] = f"{hw['device']} ({what})" if hw.get("device") and what else hw.get("device")
     out["hardware"] = ", ".join(f"{k} {hw[k]}" for k in keys if hw.get(k) is not None) or None
     out["grayscale_to_rgb"] = bool(metrics.get("grayscale_repeated_to_rgb"))
-    out["train_versions"], out["eval_versions"] = (
-        js(rj.get("versions")),
-        js(metrics.get("versions")),
-    )
+    out["train_versions"] = js(rj.get("versions"))
+    out["eval_versions"] = js(metrics.get("versions"))
     out["metric_weights"] = js(metrics.get("weights"))
     notes = " ".join(str(metrics.get("protocol_notes") or "").split())
     return out | {"floor_run": out["floor_run"] or None, "protocol_notes": notes or None}

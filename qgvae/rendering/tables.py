@@ -1,21 +1,12 @@
-"""LaTeX tables (booktabs) of the benchmark, rendered from the summary table.
-
-Inputs: the plan (which runs fill which cell), the summary table (:mod:`.summary`),
-``config/paper_values.yaml`` (the paper's numbers and where they come from) and, for Table 1's
-marks, ``paired_differences.csv``. A run absent from the summary renders as ``--``, footnoted.
-Outputs (``render_tables``): ``<out_dir>/<name>.tex`` per table under the main protocol
-(``table1_<dataset>``, ``table2``, ``ablation_<axis>``, and ``generation`` with a generation
-study), ``<out_dir>/<name>_<protocol>.tex`` under every other protocol, and ``<out_tex>`` with
-all of them, main protocol first.
-
-A cell is the mean over seeds of each run's mean over its test images +- the sample s.d.
-(ddof = ``DDOF``); one seed: the mean alone, footnoted. Table 1 / 2 keep the paper's layout
-(metric rows, method columns); under the paper's protocol each metric has the rows ours, the
-paper's value (verbatim) and Delta = ours - paper; extra rows give bits per image, code usage,
-the gain over the mean image and input dependence, and the mean image (floor) is the last
-column. Ablations: one row per value (x method, x dataset where several), the floor last. Every
-caption states the protocol, N, the seeds and the training scale; every file starts with
-comments naming its sources. Needs the LaTeX package booktabs only.
+"""LaTeX tables (booktabs only) from the plan, the summary table, ``config/paper_values.yaml``
+and, for Table 1's marks, ``paired_differences.csv``: ``<out_dir>/<name>.tex`` per table
+(``table1_<dataset>``, ``table2``, ``ablation_<axis>``, ``generation``), ``<name>_<protocol>.tex``
+under the other protocols, and ``<out_tex>`` with all of them. A cell is the mean over seeds of
+each run's test mean +- the sample s.d. (``DDOF``; one seed: the mean, footnoted; a run absent
+from the summary: ``--``, footnoted). Table 1 / 2 keep the paper's layout (metric rows, method
+columns; under its protocol the rows ours, paper, Delta), with rate, usage, gain over the mean
+image and input dependence below and the mean image (floor) as the last column; ablations have
+one row per value and the floor last. Captions state protocol, N, seeds and training scale.
 """
 
 from __future__ import annotations
@@ -65,9 +56,8 @@ def _compare(plan, paper, names: Names, protocol, summary: Summary, table, cells
     key = (lambda c: (c["label"], c["method"])) if two else (lambda c: (c["method"],))
     multi = two and len({c["label"] for c in cells}) > 1
     keys = list(dict.fromkeys(key(c) for c in cells))
-    columns = [
-        (k, latex_escape(names.method(k[-1])), latex_escape(k[0]) if multi else None) for k in keys
-    ]
+    group = lambda k: latex_escape(k[0]) if multi else None  # the budget, a header level
+    columns = [(k, latex_escape(names.method(k[-1])), group(k)) for k in keys]
     notes, blocks, named, printed = Notes(), [], [], {}
     for ds in dict.fromkeys(c["dataset"] for c in cells):
         stats: dict[tuple, Cell | None] = {}
@@ -75,9 +65,8 @@ def _compare(plan, paper, names: Names, protocol, summary: Summary, table, cells
             stats[key(c)] = summary.cell(plan, c, protocol)
             who = f"{names.dataset(ds)} {names.method(c['method'])} {c['label']}"
             named.append((who if two else names.method(c["method"]), stats[key(c)]))
-        printed |= {
-            (ds, *k): {m: paper_value(paper, table, ds, k[-1], m) for m in METRICS} for k in keys
-        }
+        for k in keys:
+            printed[(ds, *k)] = {m: paper_value(paper, table, ds, k[-1], m) for m in METRICS}
         stats[FLOOR_KEY] = summary.floor(plan, list(stats.values()), protocol)
         blocks.append((latex_escape(names.dataset(ds)) if two else None, ds, stats))
     floors = [(FLOOR_HEADER, b[2][FLOOR_KEY]) for b in blocks if b[2][FLOOR_KEY] is not None]
@@ -115,15 +104,11 @@ def _compare(plan, paper, names: Names, protocol, summary: Summary, table, cells
             for k, _, _ in columns:  # the floor is not in the paper: no value, no difference
                 value = (printed.get((ds, *k)) or {}).get(metric)
                 mean = stats[k].mean(metric) if stats.get(k) is not None else None
-                num = pd.to_numeric(value, errors="coerce") if value is not None else float("nan")
-                diff = (
-                    f"${fmt_num(mean - num, q.decimals, sign=True)}$"
-                    if mean is not None and pd.notna(num)
-                    else DASH
-                )
-                paper_row.append(
-                    "" if k == FLOOR_KEY else latex_escape(value) if value is not None else DASH
-                )
+                num = pd.to_numeric(value, errors="coerce") if value is not None else None
+                ok = mean is not None and pd.notna(num)
+                diff = f"${fmt_num(mean - num, q.decimals, sign=True)}$" if ok else DASH
+                printed_value = DASH if value is None else latex_escape(value)
+                paper_row.append("" if k == FLOOR_KEY else printed_value)
                 diff_row.append("" if k == FLOOR_KEY else diff)
             rows += [paper_row, diff_row]
         before[len(rows)] = "\\addlinespace"
@@ -144,29 +129,25 @@ def _marks(diffs: pd.DataFrame, ds: str, protocol: str) -> tuple[dict, str]:
     marks = {((b,), m): SIG_MARK for b, m in zip(sig.baseline, sig.metric)}
     header = lambda m: METRICS[m].header if m in METRICS else m
     by_n = d.drop_duplicates("metric").groupby("resamples", sort=False)["metric"]
-    return marks, "; ".join(
-        f"{int(n)} resamples for {', '.join(map(header, ms))}" for n, ms in by_n
-    )
+    phrase = [f"{int(n)} resamples for {', '.join(map(header, ms))}" for n, ms in by_n]
+    return marks, "; ".join(phrase)
 
 
 def compare_tables(plan, paper, names: Names, protocol, summary: Summary, diffs) -> dict[str, str]:
     """``table1_<dataset>`` for every Table-1 dataset and ``table2``."""
-    tables, out = plan.get("tables") or {}, {}
+    tables, out, common = plan.get("tables") or {}, {}, (plan, paper, names, protocol, summary)
     with_paper = protocol == paper.get("protocol")
     no_paper = latex_escape(paper.get("protocol", "vqwae"))
     no_paper = f"The paper reports no numbers under this protocol (it used \\texttt{{{no_paper}}})."
     for ds in dict.fromkeys(c["dataset"] for c in tables.get("table1") or []):
         cells = [c for c in tables["table1"] if c["dataset"] == ds]
         marks, resamples = _marks(diffs, ds, protocol)
-        body, notes, named, floors = _compare(
-            plan, paper, names, protocol, summary, "table1", cells, marks
-        )
+        body, notes, named, floors = _compare(*common, "table1", cells, marks)
         head, ours, scale = caption_parts(plan, paper, protocol, named)
         caption = [f"Reconstruction on {latex_escape(names.dataset(ds))} (test split). {head}"]
         caption += [ours, scale, FLOOR_CAPTION]
-        lines = (((paper.get("table1") or {}).get("datasets") or {}).get(ds) or {}).get(
-            "source_lines"
-        )
+        lines = ((paper.get("table1") or {}).get("datasets") or {}).get(ds) or {}
+        lines = lines.get("source_lines")
         rest = (
             ", measured with the same protocol; $\\Delta$ = ours $-$ paper (higher is better "
             "for SSIM and PSNR, lower for LPIPS and rFID); -- = no value."
@@ -189,13 +170,11 @@ def compare_tables(plan, paper, names: Names, protocol, summary: Summary, diffs)
             where = f"lines {lines}" if lines else "(no table for this dataset)"
             paper_file = (paper.get("source") or {}).get("file", "paper_values.yaml")
             sources.append(f"paper: {paper_file} {where} via config/paper_values.yaml")
-        name = f"table1_{ds}"
-        out[name] = table_env(
-            name, " ".join(x for x in caption if x), body, notes, sources, protocol
-        )
+        text, name = " ".join(x for x in caption if x), f"table1_{ds}"
+        out[name] = table_env(name, text, body, notes, sources, protocol)
     cells = tables.get("table2") or []
     if cells:
-        body, notes, named, _ = _compare(plan, paper, names, protocol, summary, "table2", cells, {})
+        body, notes, named, _ = _compare(*common, "table2", cells, {})
         head, ours, scale = caption_parts(plan, paper, protocol, named)
         caption = [f"Comparison with DQ-VAE (Table 2). {head}"]
         labels = list(dict.fromkeys(c["label"] for c in cells))
@@ -228,18 +207,12 @@ def ablation_tables(plan, paper, names: Names, protocol, summary: Summary) -> di
         notes, rows, named, before = Notes(), [], [], {}
         for c in cells:
             stats = summary.cell(plan, c, protocol)
-            parts = [names.method(c["method"])] * multi_m + [names.dataset(c["dataset"])] * multi_d
-            named.append(
-                (" ".join([str(c["label"])] + parts[:multi_m] + [c["dataset"]] * multi_d), stats)
-            )
-            row = [latex_escape(x) for x in [c["label"], *parts]]
-            rows.append(
-                row
-                + [
-                    stat_cell(stats, k, q.decimals, notes, named[-1][0])
-                    for k, q in quantities.items()
-                ]
-            )
+            method = [names.method(c["method"])] * multi_m
+            who = " ".join([str(c["label"]), *method] + [c["dataset"]] * multi_d)
+            named.append((who, stats))
+            rows.append([latex_escape(x) for x in [c["label"], *method]])
+            rows[-1] += [latex_escape(names.dataset(c["dataset"]))] * multi_d
+            rows[-1] += [stat_cell(stats, k, q.decimals, notes, who) for k, q in quantities.items()]
         for ds in datasets:
             floor = summary.floor(plan, [s for _, s in named if s.cell["dataset"] == ds], protocol)
             if floor is not None:
@@ -295,12 +268,8 @@ def render_tables(
     from .differences import read_differences
     from .generation import generation_table
 
-    plan, paper = load_plan(plan), paper_values_of(paper_values)
-    summary, diffs, names = (
-        Summary.of(summary),
-        read_differences(differences),
-        Names.from_plan(plan),
-    )
+    plan, paper, summary = load_plan(plan), paper_values_of(paper_values), Summary.of(summary)
+    diffs, names = read_differences(differences), Names.from_plan(plan)
     written: list[Path] = []
     combined = [
         "% qgvae-bench: every table of the benchmark, written by qgvae.rendering.tables.",

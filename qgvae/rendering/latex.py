@@ -243,7 +243,9 @@ def stat_cell(stats: Cell | None, key: str, decimals: int, notes: Notes, who: st
         return DASH + notes.sup([notes.mark(NOTE_MISSING, f"{who}: {runs_text(stats.missing)}")])
     if not vals:
         item = f"{who} ({latex_escape(key)})"
-        return DASH + notes.sup([notes.mark("value absent from metrics.json", item)])
+        return DASH + notes.sup(
+            [notes.mark("value absent from metrics.json (summary column)", item)]
+        )
     rate = key == "bits_per_image"  # a property of the configuration: no spread
     text = fmt_stat(vals[:1] if rate and len(set(vals)) == 1 else vals, decimals)
     letters = []

@@ -11,11 +11,13 @@ Layout: one sub-package per stage, no Snakemake imports anywhere in this package
 - ``training``    the trainer, its checkpoint files and the throughput bench.
 - ``evaluation``  test reconstructions; SSIM, PSNR, LPIPS, rFID and code usage under two
                   protocols; the metric networks' weight files.
-- ``rendering``   the one reader of ``results/``; LaTeX tables, figures and the report.
+- ``rendering``   the one reader of ``results/``: the summary table (``qgvae collect``), and
+                  the LaTeX tables, figures, markdown page and report rendered from it.
 - ``cli``         the ``qgvae`` command: the only code that parses arguments or prints.
-- ``config`` (run configs and their schema), ``plan`` (a workflow config -> runs and table
-  cells), ``methods`` (the plug-in registry of tokenizers), ``errors``, ``io``, ``machine``,
-  ``gpu_slots`` (which GPU of the machine a run uses, and how many runs share one).
+- ``config`` (run configs and their schema), ``runs`` (one run's resolved config and folder
+  name), ``plan`` (a workflow config -> runs and table cells), ``methods`` (the plug-in
+  registry of tokenizers), ``errors``, ``io``, ``machine``, ``progress`` (progress lines of
+  long loops), ``gpu_slots`` (which GPU of the machine a run uses, and how many runs share one).
 
 The model interface (``qgvae.models.TokenAutoencoder``)
 ----------------------------------------------------------

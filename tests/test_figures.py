@@ -12,6 +12,7 @@ import pytest
 from test_tables import build_fake_tree
 
 from qgvae.rendering import figure_images, figures
+from qgvae.rendering.summary import collect
 
 NAMES = {
     "method_names": {"qgvae": "QG-VAE", "vqvae": "VQ-VAE", "dqvae": "DQ-VAE"},
@@ -33,7 +34,8 @@ def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("figs")
     plan = build_fake_tree(root)
     out = root / "reports/figures"
-    written, _ = figures.render_figures(plan, out, root=root, paper_values=NAMES)
+    summary = collect(plan, root)
+    written, _ = figures.render_figures(plan, out, root=root, paper_values=NAMES, summary=summary)
     return root, plan, out, written
 
 
@@ -86,7 +88,7 @@ def test_missing_inputs_give_no_data_figures(tmp_path, capsys):
     shutil.rmtree(tmp_path / "results/mnist")
     shutil.rmtree(tmp_path / "results/cifar10")
     out = tmp_path / "figs"
-    _, no_data = figures.render_figures(plan, out, root=tmp_path)
+    _, no_data = figures.render_figures(plan, out, root=tmp_path, summary=collect(plan, tmp_path))
     for stem in figures.figure_stems(plan):
         meta = _check_outputs(out, stem)
         assert meta["no_data"], stem
@@ -112,7 +114,10 @@ def test_progressive_prefers_the_ordering_ablation(tmp_path):
     plan = build_fake_tree(tmp_path)
     cell = dict(plan["tables"]["ablation_tokens"][0], label="ordered")
     plan["tables"]["ablation_ordering"] = [cell]
-    figures.render_figures(plan, tmp_path / "f", root=tmp_path, only=["progressive"])
+    summary = collect(plan, tmp_path)
+    figures.render_figures(
+        plan, tmp_path / "f", root=tmp_path, only=["progressive"], summary=summary
+    )
     meta = json.loads((tmp_path / "f/progressive.json").read_text())
     assert meta["sources"][0].startswith(cell["runs"][0])
     assert "ordering: ordered" in meta["caption"]
@@ -124,6 +129,7 @@ def test_cli_only_and_unknown_name(tmp_path, monkeypatch):
     build_fake_tree(tmp_path)
     from qgvae.cli import main
 
+    assert main(["collect", "results"]) == 0
     assert (
         main(
             [

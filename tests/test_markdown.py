@@ -1,4 +1,5 @@
-"""qgvae.rendering.markdown (``qgvae markdown``): the results page is read from run folders."""
+"""qgvae.rendering.markdown (``qgvae markdown``): the results page, rendered from the summary
+table, shows the numbers of the run folders."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 from test_tables import FLOOR_PSNR, PAPER_YAML, build_fake_tree
 
 from qgvae.rendering.markdown import render_markdown
+from qgvae.rendering.summary import collect
 
 
 def _rows(text: str, section: str) -> list[list[str]]:
@@ -40,7 +42,7 @@ def _render(tmp_path: Path, **kw) -> tuple[str, dict]:
         plan,
         pv,
         tmp_path / "docs" / "page.md",
-        root=tmp_path,
+        summary=collect(plan, tmp_path),
         results=tmp_path / "results",
         figures=figs,
         differences=kw.get("differences"),

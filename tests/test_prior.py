@@ -353,7 +353,7 @@ def test_gfid_of_a_set_against_itself_is_zero(tmp_path, photos_root):
 @pytest.mark.weights
 def test_evaluate_and_render_a_tiny_study(tiny_study, tmp_path):
     from qgvae.rendering import figures
-    from qgvae.rendering.table_generation import generation_table
+    from qgvae.rendering.generation import generation_table
 
     root, run, prior, rec = tiny_study
     res = study.evaluate(prior, 2, features_cache=tmp_path / "cache", batch_size=8, device="cpu")

@@ -103,3 +103,32 @@ def test_the_paired_differences_file_is_complete(plan):
             assert lo <= hi and np.isfinite([lo, mid, hi]).all()
             if metric != "rfid":  # a resampled rFID is biased (repeated images): not around it
                 assert lo <= mid <= hi
+
+
+def test_summary_csv_equals_the_metrics_json_files(plan):
+    """Every row of summary.csv is the number its run's metrics.json holds (and every planned
+    run with a metrics.json is in it); Table 1's cells are the means of those rows."""
+    from qgvae.rendering.summary import METRICS, read_summary
+
+    summary = read_summary(RESULTS / "summary.csv")
+    assert set(plan["runs"]) <= set(summary.run)
+    for run, rows in summary.groupby("run"):
+        protocols = _metrics(run)["protocols"]
+        for r in rows.itertuples():
+            entry = protocols[r.protocol][r.metric]
+            want = (
+                entry["value" if r.metric == "rfid" else "mean"]
+                if isinstance(entry, dict)
+                else entry
+            )
+            assert (want is None and np.isnan(r.value)) or r.value == want, (
+                run,
+                r.protocol,
+                r.metric,
+            )
+        assert set(rows.metric) <= set(METRICS)
+    tex = (REPO / "reports" / "tables" / "table1_photos.tex").read_text()
+    for _, cell in _cells(plan, "table1"):
+        psnr = summary[summary.run.isin(cell["runs"]) & (summary.protocol == "vqwae")]
+        psnr = psnr[psnr.metric == "psnr"]["value"].mean()
+        assert f"{psnr:.2f}" in tex, cell["method"]

@@ -12,6 +12,7 @@ import yaml
 from test_tables import PAPER_YAML, build_fake_tree
 
 from qgvae.rendering import figures, report, tables
+from qgvae.rendering.summary import collect, write_summary
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +20,14 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     plan = build_fake_tree(root)
     pv = yaml.safe_load(PAPER_YAML.read_text())
-    tables.render_tables(plan, pv, root / "reports/tables.tex", root / "reports/tables", root=root)
+    summary = write_summary(collect(plan, root), root / "results/summary.csv")  # the default
+    tables.render_tables(
+        plan, pv, root / "reports/tables.tex", root / "reports/tables", summary=summary
+    )
     # one real figure (figure rendering itself is tested in test_figures.py), copied under
     # every other declared stem to keep this module fast
     figdir = root / "reports/figures"
-    figures.render_figures(plan, figdir, root=root, only=["ablation_tokens"])
+    figures.render_figures(plan, figdir, root=root, only=["ablation_tokens"], summary=summary)
     for stem in figures.figure_stems(plan):
         for ext in ("pdf", "png", "json"):
             if not (figdir / f"{stem}.{ext}").exists():
@@ -126,8 +130,9 @@ def test_without_tex_prints_message_and_exits_0(tree, tmp_path, monkeypatch, cap
 def test_missing_tables_and_figures_do_not_crash(tmp_path):
     plan = build_fake_tree(tmp_path)
     out = tmp_path / "rep/report.tex"
+    summary = collect(plan, tmp_path)
     report.write_report_tex(
-        plan, tmp_path / "nope.tex", tmp_path / "nofigs", out, {}, root=tmp_path
+        plan, tmp_path / "nope.tex", tmp_path / "nofigs", out, {}, summary=summary, root=tmp_path
     )
     tex = out.read_text()
     assert "not found: run \\texttt{qgvae tables}" in tex

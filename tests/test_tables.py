@@ -1,4 +1,4 @@
-"""qgvae.rendering.tables: LaTeX tables read from a synthetic results tree.
+"""qgvae.rendering.tables: LaTeX tables rendered from the summary of a synthetic results tree.
 
 ``build_fake_tree`` (also imported by test_figures / test_report) writes a plan with
 2 datasets x 2 methods x 2 seeds in Table 1, a Table 2 (DQ-VAE vs QG-VAE on CIFAR-10), one
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from qgvae.rendering import tables
+from qgvae.rendering.summary import collect
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_YAML = REPO / "config" / "paper_values.yaml"
@@ -286,7 +287,8 @@ def _expected(vals: list[float], dec: int) -> str:
 
 
 def _table_rows(tex: str) -> list[list[str]]:
-    """Rows of the (first) tabular as lists of cell strings (rules dropped)."""
+    """Rows of the (first) tabular as lists of cell strings (rules, block titles and a header's
+    group row dropped)."""
     body = tex.split("\\begin{tabular}", 1)[1].split("\\end{tabular}", 1)[0]
     rows = []
     for line in body.splitlines()[1:]:
@@ -303,7 +305,11 @@ def fake(tmp_path, monkeypatch):
     plan = build_fake_tree(tmp_path)
     pv = yaml.safe_load(PAPER_YAML.read_text())
     out = tables.render_tables(
-        plan, pv, tmp_path / "reports/tables.tex", tmp_path / "reports/tables"
+        plan,
+        pv,
+        tmp_path / "reports/tables.tex",
+        tmp_path / "reports/tables",
+        summary=collect(plan),
     )
     return tmp_path, plan, pv, out
 
@@ -443,7 +449,7 @@ def test_missing_run_and_missing_paper_value_render_dashes(tmp_path, monkeypatch
     }
     plan["tables"]["table1"].append(split)
     pv = yaml.safe_load(PAPER_YAML.read_text())
-    tables.render_tables(plan, pv, tmp_path / "t.tex", tmp_path / "t")
+    tables.render_tables(plan, pv, tmp_path / "t.tex", tmp_path / "t", summary=collect(plan))
     rows = _table_rows((tmp_path / "t/table1_mnist.tex").read_text())
     assert rows[0][2:] == ["VQ-VAE", "QG-VAE", "Split-VQ"]
     ssim = next(i for i, r in enumerate(rows) if r[0] == "SSIM")
@@ -511,6 +517,11 @@ def test_cli_renders(tmp_path, monkeypatch, capsys):
     build_fake_tree(tmp_path)
     from qgvae.cli import main
 
+    # no summary table yet: one line naming the file and the command that writes it
+    assert main(["tables", "--plan", "results/plan.json", "--paper", str(PAPER_YAML)]) == 2
+    err = capsys.readouterr().err
+    assert "results/summary.csv" in err and "qgvae collect" in err and len(err.splitlines()) == 1
+    assert main(["collect", "results"]) == 0
     assert (
         main(
             [
@@ -564,12 +575,13 @@ def test_table2_budgets_and_single_table_plans(tmp_path, monkeypatch):
     plan["tables"]["table2"] += extra
     # the workflow's per-table plan (results/plans/<table>.json) holds one table only
     sub = {**plan, "tables": {"table2": plan["tables"]["table2"]}}
-    out = tables.render_tables(sub, pv, tmp_path / "t2/tables.tex", tmp_path / "t2/tables")
+    t2 = tmp_path / "t2"
+    out = tables.render_tables(sub, pv, t2 / "tables.tex", t2 / "tables", summary=collect(sub))
     assert sorted(p.name for p in out) == ["table2.tex", "table2_native.tex", "tables.tex"]
     tex = (tmp_path / "t2/tables/table2.tex").read_text()
     assert "\\multicolumn{2}{c}{16 tokens} & \\multicolumn{2}{c}{8 tokens}" in tex
     rows = _table_rows(tex)
-    assert rows[1][2:] == ["DQ-VAE", "QG-VAE", "DQ-VAE", "QG-VAE", "Mean image"]
+    assert rows[0][2:] == ["DQ-VAE", "QG-VAE", "DQ-VAE", "QG-VAE", "Mean image"]
     i = next(i for i, r in enumerate(rows) if r[0] == "PSNR")
     assert rows[i + 1][2:] == ["17.35", "21.94", "17.35", "21.94", ""]
 

@@ -25,8 +25,9 @@ def test_elapsed_is_the_union_of_job_intervals(tmp_path):
     _bench(tmp_path, "render/table.tsv", 10, 1000.0 + 3610)
     assert abs(elapsed_wall(tmp_path) - 160.0) < 1e-6
     stages = timing(tmp_path)
-    assert stages["train"].jobs == 2 and stages["train"].wall_s == 170.0
-    assert stages["render"].wall_s == 10.0
+    assert stages.loc["train", "jobs"] == 2 and stages.loc["train", "wall_s"] == 170.0
+    assert stages.loc["render", "wall_s"] == 10.0
+    assert list(stages.index) == ["train", "evaluate", "render"]  # pipeline order
 
 
 def test_a_job_inside_another_adds_nothing_and_no_files_give_none(tmp_path):

@@ -132,6 +132,7 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     tables = len(paper_plan["tables"])  # table1, table2, 7 ablations
     assert tables == 9
     assert counts["table_plan"] == tables and counts["table"] == tables
+    assert counts["table_collect"] == tables and counts["collect"] == 1  # the summary tables
     assert counts["tables"] == 1 and counts["report_document"] == 1
     assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 7
     assert counts["summary_figure"] == 5
@@ -171,9 +172,9 @@ def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
     assert len(runs) == n_runs
     assert counts["train"] == counts["reconstruct"] == counts["evaluate"] == n_runs
     assert trained_runs(out) == runs
-    assert counts["table"] == 1 and counts["table_plan"] == 1
+    assert counts["table"] == 1 and counts["table_plan"] == 1 and counts["table_collect"] == 1
     # nothing of other targets: no combined tables, report, summary or other figures
-    for rule in ("tables", "report_document", "summary_figure", "recon_grid"):
+    for rule in ("tables", "collect", "report_document", "summary_figure", "recon_grid"):
         assert counts[rule] == 0, rule
     assert counts["plan"] == 1  # the table's plan is cut out of the whole plan
     assert counts["ablation_figure"] == (1 if target.startswith("ablation_") else 0)

@@ -1,12 +1,13 @@
 """The ``qgvae`` command: the only part of the package that parses arguments or prints.
 
 One module per stage (``data``: prepare-data, verify-data, plan; ``train``: train, bench;
-``evaluate``: reconstruct, evaluate, fetch-weights; ``render``: tables, figures, report), each
-with an ``add_parsers(sub)`` and small ``_cmd_<name>(args) -> int`` functions that call the core
-and print what it returns. Errors of the core are :class:`qgvae.errors.QGVAEError` subclasses;
-they are printed here, once, as ``qgvae COMMAND: error: MESSAGE`` on stderr (one line: any
-line break in a message is folded), and the process exits with the class's ``exit_code`` (see
-:mod:`qgvae.errors`); an ``OSError`` is reported the same way with status 1.
+``evaluate``: reconstruct, evaluate, fetch-weights; ``render``: collect, tables, figures,
+differences, timing, markdown, report), each with an ``add_parsers(sub)`` and small
+``_cmd_<name>(args) -> int`` functions that call the core and print what it returns. Errors of
+the core are :class:`qgvae.errors.QGVAEError` subclasses; they are printed here, once, as
+``qgvae COMMAND: error: MESSAGE`` on stderr (one line: any line break in a message is folded),
+and the process exits with the class's ``exit_code`` (see :mod:`qgvae.errors`); an ``OSError``
+is reported the same way with status 1.
 
 Every command but ``bench`` first raises glibc malloc's thresholds
 (:func:`qgvae.machine.tune_cpu_allocator`; ``QGVAE_ALLOCATOR=default`` leaves them), which

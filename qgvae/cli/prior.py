@@ -111,7 +111,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    from ..rendering.table_generation import write_generation_table
+    from ..rendering.generation import write_generation_table
 
     plan = read_plan(args.plan)
     paper = read_paper_values(args.paper) if Path(args.paper).is_file() else {}

@@ -1,4 +1,5 @@
-"""``qgvae tables``, ``figures`` and ``report``: rendering from results/ only."""
+"""``qgvae collect``, ``tables``, ``figures``, ``differences``, ``timing``, ``markdown`` and
+``report``: the summary table, and rendering from it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,32 @@ from typing import Any
 from .common import add, need_file, read_paper_values, read_plan
 
 
+def _summary(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
+    """The summary table of ``--summary``, by default ``<the plan's results>/summary.csv``."""
+    from ..rendering.summary import Summary
+
+    default = Path(args.root) / str(plan.get("results", "results")) / "summary.csv"
+    return Summary.of(args.summary or default)
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from ..rendering.summary import collect, write_summary
+
+    results = Path(args.results)
+    plan = read_plan(args.plan or str(results / "plan.json"))
+    frame = collect(plan, args.root)
+    out = write_summary(frame, args.out or results / "summary.csv")
+    runs = frame["run"].unique()
+    missing = [r for r in plan["runs"] if r not in set(runs)]
+    for run in missing:
+        print(f"qgvae collect: {run}: no metrics.json (not in the summary)")
+    print(
+        f"qgvae collect: {len(frame)} rows ({len(runs)} runs and floors; {len(missing)} of "
+        f"{len(plan['runs'])} planned runs without metrics.json) -> {out}"
+    )
+    return 0
+
+
 def _cmd_tables(args: argparse.Namespace) -> int:
     from ..rendering import render_tables
 
@@ -19,6 +46,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
         paper,
         args.out,
         args.outdir,
+        summary=_summary(args, plan),
         protocol=args.protocol,
         root=args.root,
         differences=args.differences,
@@ -29,9 +57,12 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from ..rendering import render_figures
+    from ..rendering.figures import figure_specs
 
     plan = read_plan(args.plan)
     paper = read_paper_values(args.paper) if args.paper and Path(args.paper).is_file() else None
+    wanted = [s for s in figure_specs(plan) if not args.only or {s.family, s.stem} & set(args.only)]
+    numbers = args.summary or any(s.family != "generation" for s in wanted)  # gFID: no summary
     written, no_data = render_figures(
         plan,
         args.outdir,
@@ -40,6 +71,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         paper_values=paper,
         intervals=args.intervals,
+        summary=_summary(args, plan) if numbers else None,
     )
     for stem, reason in no_data.items():
         print(f"qgvae figures: {stem}: no data: {reason}")
@@ -82,7 +114,7 @@ def _cmd_markdown(args: argparse.Namespace) -> int:
         plan,
         paper,
         args.out,
-        root=args.root,
+        summary=_summary(args, plan),
         results=args.results or plan.get("results", "results"),
         figures=args.figures,
         differences=args.differences,
@@ -118,6 +150,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         Path(args.figures),
         out_tex,
         pv,
+        summary=_summary(args, plan),
         root=Path(args.root),
         notes_file=notes,
     )
@@ -151,6 +184,29 @@ def add_parsers(sub: Any) -> None:
             default="config/paper_values.yaml",
             help="the paper's values, notes and deviations (YAML)",
         )
+        p.add_argument(
+            "--summary",
+            default=None,
+            metavar="CSV",
+            help="the summary table (qgvae collect; default: <the plan's results>/summary.csv)",
+        )
+
+    c = add(
+        sub,
+        "collect",
+        _cmd_collect,
+        "the results as one table: RESULTS/summary.csv (one row per run x protocol x metric)",
+        "Read every planned run's metrics.json and run.json, and the floors they were scored "
+        "against, into one long table: one row per run x protocol x metric, with the run's "
+        "rate, code usage, training length, device and commit (README: summary.csv). Every "
+        "table, figure, page and the report is rendered from it.",
+    )
+    c.add_argument(
+        "results", nargs="?", default="results", help="the workflow's results folder (plan.json)"
+    )
+    c.add_argument("--plan", default=None, help="the run plan (default: RESULTS/plan.json)")
+    c.add_argument("--root", default=".", help="folder the plan's run paths are relative to")
+    c.add_argument("--out", default=None, help="the CSV to write (default: RESULTS/summary.csv)")
 
     t = add(
         sub,
@@ -158,7 +214,7 @@ def add_parsers(sub: Any) -> None:
         _cmd_tables,
         "LaTeX tables from results/ (no recomputation)",
         "Write one LaTeX (booktabs) file per table under --outdir and all of them in --out, "
-        "read only from the plan, the runs' metrics.json and the paper values.",
+        "read only from the plan, the summary table (qgvae collect) and the paper values.",
     )
     common(t)
     t.add_argument("--out", default="reports/tables.tex", help="combined .tex of all tables")
@@ -215,8 +271,9 @@ def add_parsers(sub: Any) -> None:
         "figures",
         _cmd_figures,
         "figures (PDF + PNG) from results/",
-        "Draw the benchmark's figures (PDF + PNG + a JSON caption) from the run folders; a "
-        "figure whose inputs are missing says so in a 'no data' panel.",
+        "Draw the benchmark's figures (PDF + PNG + a JSON caption): numbers from the summary "
+        "table, images and logs from the run folders; a figure whose inputs are missing says so "
+        "in a 'no data' panel.",
     )
     common(g)
     g.add_argument("--outdir", default="reports/figures")
@@ -245,7 +302,7 @@ def add_parsers(sub: Any) -> None:
         "markdown",
         _cmd_markdown,
         "a benchmark's results as one Markdown page (docs/results/*.md)",
-        "Write a Markdown page from the run folders only: the command, commit, hardware and "
+        "Write a Markdown page from the summary table: the command, commit, hardware and "
         "stage times; training (where each run left the plateau); Table 1 per protocol with the "
         "paper's values and the mean-image floor; QG-VAE minus each baseline with paired "
         "bootstrap intervals; which of the paper's orderings hold; the figures (PNG copies in "
@@ -255,7 +312,9 @@ def add_parsers(sub: Any) -> None:
     m.add_argument("--out", required=True, help="the Markdown file to write")
     m.add_argument("--title", required=True, help="the page's title")
     m.add_argument("--command", required=True, help="the command that produced the results")
-    m.add_argument("--results", default=None, help="results folder (default: the plan's)")
+    m.add_argument(
+        "--results", default=None, help="results folder, for its stage times (default: the plan's)"
+    )
     m.add_argument("--figures", default="reports/figures", help="figures folder (qgvae figures)")
     m.add_argument(
         "--differences",

@@ -18,7 +18,8 @@ Modules
 ``recipe``    what a dataset recipe is, and the helpers recipes share (checksums, downloads)
 ``mnist`` ``cifar10`` ``svhn`` ``celeba64`` ``photos``   one recipe each: info, sources, build
 ``registry``  name -> recipe; ``DATASETS``, ``dataset_info``, ``expected_counts``
-``cache``     the cache writer, ``prepare``, ``verify``, ``load_split``
+``writer``    the cache writer recipes write through (it never imports the registry)
+``cache``     ``prepare``, ``verify``, ``load_split`` (registry -> recipe -> writer)
 ``loader``    ``DeviceLoader``
 
 Source layout under ROOT (what torchvision expects)::

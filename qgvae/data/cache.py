@@ -1,129 +1,35 @@
-"""The uint8 cache of a dataset: writing it, verifying it against its manifest, loading a split.
+"""The uint8 cache of a dataset: preparing it, verifying it against its manifest, loading a split.
 
 ``ROOT/qgvae-cache/NAME/{train,val,test}.npy`` (uint8 ``[N, C, H, W]``), optional
-``val_indices.npy`` and ``manifest.json`` (counts, shapes, sha256 of each file, sources and their
-MD5, split seed, pipeline tag, library versions). Files are written under temporary names and
-moved into place; the manifest is removed first and written last, so it marks a complete cache.
+``val_indices.npy`` and ``manifest.json``, written by :class:`qgvae.data.writer.CacheWriter`
+(the manifest is removed first and written last, so it marks a complete cache).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_path, write_json
-from ..machine import now, package_versions
 from .recipe import (
-    SPLIT_COUNT_OVERRIDES,
-    SPLIT_SEED,
     SPLITS,
-    Source,
     hash_file,
     npy_header,
-    write_npy,
 )
 from .registry import RECIPES, dataset_info, expected_counts
+from .writer import FORMAT_VERSION, CacheWriter
 
 CACHE_DIRNAME = "qgvae-cache"
-FORMAT_VERSION = 1
-VERSION_PACKAGES = (
-    "torch",
-    "torchvision",
-    "numpy",
-    "pillow",
-    "scipy",
-    "scikit-image",
-    "qgvae-bench",
-)
 
 
 def cache_dir(name: str, root: str | os.PathLike) -> Path:
     dataset_info(name)
     return Path(root) / CACHE_DIRNAME / name
-
-
-class CacheWriter:
-    def __init__(self, name: str, folder: Path) -> None:
-        self.name = name
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = folder / "manifest.json"
-        if manifest.exists():  # invalidate first: the manifest marks a complete cache
-            manifest.unlink()
-        self.files: dict[str, dict[str, Any]] = {}
-        self.extra_files: dict[str, dict[str, Any]] = {}
-
-    def _record(self, split: str, path: Path) -> None:
-        shape, dtype, _, _ = npy_header(path)
-        self.files[split] = {
-            "file": path.name,
-            "count": shape[0],
-            "shape": list(shape),
-            "dtype": str(dtype),
-            "sha256": hash_file(path),
-            "bytes": path.stat().st_size,
-        }
-
-    def write(self, split: str, array: np.ndarray) -> None:
-        if array.dtype != np.uint8 or array.ndim != 4:
-            raise AssertionError(
-                f"{split}: expected uint8 [N,C,H,W], got {array.dtype} {array.shape}"
-            )
-        path = self.folder / f"{split}.npy"
-        write_npy(path, array)
-        self._record(split, path)
-
-    @contextlib.contextmanager
-    def memmap(self, split: str, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
-        """A uint8 .npy memmap on a temporary file; moved into place when the block succeeds."""
-        path = self.folder / f"{split}.npy"
-        with atomic_path(path) as tmp:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            try:
-                yield mm
-                mm.flush()
-            finally:
-                del mm
-        self._record(split, path)
-
-    def write_indices(self, array: np.ndarray, filename: str = "val_indices.npy") -> None:
-        path = self.folder / filename
-        write_npy(path, array.astype(np.int64))
-        self.extra_files[filename] = {"sha256": hash_file(path), "count": int(array.shape[0])}
-
-    def finish(
-        self, root: Path, counts: dict[str, int], sources: list[Source], extra: dict[str, Any]
-    ) -> dict[str, Any]:
-        info = dataset_info(self.name)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "dataset": self.name,
-            "description": info.description,
-            "pipeline": RECIPES[self.name].pipeline,
-            "channels": info.channels,
-            "size": info.size,
-            "expected_counts": counts,
-            "counts_overridden": self.name in SPLIT_COUNT_OVERRIDES,
-            "split_seed": SPLIT_SEED,
-            "splits": self.files,
-            "extra_files": self.extra_files,
-            "sources": [s.record(root) for s in sources],
-            **extra,
-            "versions": package_versions(VERSION_PACKAGES),
-            "python": sys.version.split()[0],
-            "created": now(),
-        }
-        write_json(self.folder / "manifest.json", manifest)
-        return manifest
 
 
 def prepare(
@@ -142,7 +48,7 @@ def prepare(
     if (folder / "manifest.json").exists() and verify(name, root)["ok"]:
         return folder
     sources = RECIPES[name].check(root, download)  # raises DataError before any processing
-    writer = CacheWriter(name, folder)
+    writer = CacheWriter(RECIPES[name], folder)
     extra = RECIPES[name].build(root, sources, writer, counts, workers)
     writer.finish(root, counts, sources, extra)
     report = verify(name, root)

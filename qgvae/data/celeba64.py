@@ -20,7 +20,7 @@ from .recipe import (
 )
 
 if TYPE_CHECKING:
-    from .cache import CacheWriter
+    from .writer import CacheWriter
 
 INFO = DatasetInfo(
     "celeba64",

@@ -19,7 +19,7 @@ from .recipe import (
 )
 
 if TYPE_CHECKING:
-    from .cache import CacheWriter
+    from .writer import CacheWriter
 
 INFO = DatasetInfo(
     "cifar10",

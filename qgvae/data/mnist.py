@@ -21,7 +21,7 @@ from .recipe import (
 )
 
 if TYPE_CHECKING:
-    from .cache import CacheWriter
+    from .writer import CacheWriter
 
 INFO = DatasetInfo(
     "mnist",

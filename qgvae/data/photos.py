@@ -10,7 +10,7 @@ import numpy as np
 from .recipe import SPLIT_SEED, DatasetInfo, Recipe, Source, source_error
 
 if TYPE_CHECKING:
-    from .cache import CacheWriter
+    from .writer import CacheWriter
 
 INFO = DatasetInfo(
     "photos",

@@ -4,7 +4,7 @@ A recipe (one module per dataset: ``mnist``, ``cifar10``, ``svhn``, ``celeba64``
 is a :class:`Recipe`: the dataset's :class:`DatasetInfo`, a pipeline tag that changes whenever
 its preprocessing does, the source layout shown in messages, ``check(root, download)`` that
 verifies (or downloads) the source files before any work, and ``build(root, sources, writer,
-counts, workers)`` that writes the uint8 splits through a :class:`qgvae.data.cache.CacheWriter`.
+counts, workers)`` that writes the uint8 splits through a :class:`qgvae.data.writer.CacheWriter`.
 A new dataset is one new module and one line in :mod:`qgvae.data.registry`.
 """
 

@@ -11,7 +11,7 @@ from ..errors import DataError
 from .recipe import DatasetInfo, Recipe, Source, carve, check_counts, fetch_source, source_error
 
 if TYPE_CHECKING:
-    from .cache import CacheWriter
+    from .writer import CacheWriter
 
 INFO = DatasetInfo(
     "svhn",

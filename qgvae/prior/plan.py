@@ -30,6 +30,7 @@ from typing import Any
 
 from ..config import deep_merge
 from ..errors import ConfigError
+from ..runs import resolve_run, variant
 from .settings import prior_digest, resolve, training_settings
 
 
@@ -52,8 +53,6 @@ def _cell(plan: Mapping[str, Any], spec: Mapping[str, Any], dataset: str, where:
 
 
 def generation_plan(wcfg: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
-    from ..plan import resolve_run, variant
-
     settings = resolve(wcfg["generation"])
     dataset = settings["dataset"]
     if dataset not in (wcfg.get("datasets") or {}):

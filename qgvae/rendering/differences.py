@@ -1,22 +1,14 @@
-"""Paired bootstrap intervals of the benchmark's comparisons, read only from run folders.
-
-For every Table-1 dataset and protocol and every metric (SSIM, PSNR, LPIPS from each run's
-``metrics_per_image.csv``; rFID from the stored Inception features), this computes
-
-- ``paired_differences.csv``: method minus baseline with a 95 % interval, for QG-VAE against
-  every other column first, then every other pair of Table-1 methods, and every method against
-  the mean-image floor;
-- ``method_intervals.csv``: each cell's own number with a 95 % interval, for the Table-1,
-  Table-2 and ``ablation_tokens`` cells (the rate-distortion figure's error bars).
-
-See :mod:`qgvae.evaluation.bootstrap` for the resampling (test images paired across methods,
-seeds as an outer level). All methods of one dataset and protocol share the same image draws.
+"""Paired bootstrap intervals of the benchmark's comparisons (``qgvae differences``), from the
+runs' ``metrics_per_image.csv`` and stored Inception features: ``paired_differences.csv``
+(method minus baseline, 95 % interval: QG-VAE against every other Table-1 column first, then
+every other pair, and every method against the mean-image floor) and ``method_intervals.csv``
+(each Table-1, Table-2 and ``ablation_tokens`` cell's own interval: the rate-distortion figure's
+error bars). The resampling is :mod:`qgvae.evaluation.bootstrap`'s (test images paired across
+methods, seeds an outer level; one dataset and protocol share the image draws).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,42 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..evaluation import bootstrap as B
 from ..io import write_text
-from .results import floor_of, load_plan, read_json
+from .results import load_plan, read_json
 
 METRICS = ("ssim", "psnr", "lpips", "rfid")
 FLOOR = "mean_image"
-DIFF_COLUMNS = [
-    "dataset",
-    "protocol",
-    "metric",
-    "method",
-    "baseline",
-    "diff_mean",
-    "ci_low",
-    "ci_high",
-    "n_images",
-    "n_seeds",
-    "resamples",
-    "seed",
-]
-INTERVAL_COLUMNS = [
-    "dataset",
-    "table",
-    "label",
-    "protocol",
-    "metric",
-    "method",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "n_images",
-    "n_seeds",
-    "resamples",
-    "seed",
-]
+DIFF_COLUMNS = ["dataset", "protocol", "metric", "method", "baseline", "diff_mean", "ci_low"]
+DIFF_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
+INTERVAL_COLUMNS = ["dataset", "table", "label", "protocol", "metric", "method", "mean", "ci_low"]
+INTERVAL_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
 INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
 
 
@@ -67,25 +35,29 @@ INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
 class Arm:
     """One compared cell: its per-seed per-image values and feature sets, per protocol."""
 
-    method: str
     runs: list[str]
     values: dict[tuple[str, str], np.ndarray]  # (protocol, metric) -> [S, N]
     features: dict[str, list[B.FeatureSet]]  # protocol -> one set per seed
 
+    def n(self, protocol: str, metric: str) -> int | None:
+        """Test images of ``metric`` (rFID: of its feature sets), or None without data."""
+        if metric == "rfid":
+            sets = self.features.get(protocol)
+            return len(sets[0].real) if sets else None
+        vals = self.values.get((protocol, metric))
+        return None if vals is None else vals.shape[1]
 
-def _per_image(root: Path, run: str) -> dict[str, np.ndarray] | None:
-    path = root / run / "metrics_per_image.csv"
-    if not path.is_file():
-        return None
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    if not rows:
-        return None
-    out = {}
-    for col in rows[0]:
-        if col == "index":
-            continue
-        out[col] = np.array([float(r[col]) if r[col] not in ("", "nan") else np.nan for r in rows])
-    return out
+    def sample(self, protocol: str, metric: str, counts, rng):
+        """(resampled statistic [R], number of seeds, point value), or None without data."""
+        seeds = B.seed_draws(rng, len(self.runs), len(counts))
+        if self.n(protocol, metric) != counts.shape[1]:
+            return None
+        if metric == "rfid":
+            sets = self.features[protocol]
+            point = float(np.mean([fs.rfid(np.ones(len(fs.real))) for fs in sets]))
+            return B.resampled_rfid(sets, counts, seeds), len(sets), point
+        vals = self.values[(protocol, metric)]
+        return B.resampled_means(vals, counts, seeds), vals.shape[0], float(vals.mean(1).mean())
 
 
 def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
@@ -101,61 +73,22 @@ def _features(root: Path, run: str, protocol: str) -> B.FeatureSet | None:
     return B.FeatureSet(np.load(real_path), np.load(fake_path))
 
 
-def _arm(root: Path, method: str, runs: Sequence[str], protocols: Sequence[str]) -> Arm | None:
+def _arm(root: Path, runs: Sequence[str], protocols: Sequence[str]) -> Arm | None:
     present = [r for r in runs if (root / r / "metrics_per_image.csv").is_file()]
     if not present:
         return None
-    tables = [_per_image(root, r) for r in present]
-    values = {}
+    tables = [pd.read_csv(root / r / "metrics_per_image.csv") for r in present]
+    values, features = {}, {}
     for p in protocols:
         for m in ("ssim", "psnr", "lpips"):
-            cols = [t.get(f"{p}_{m}") for t in tables if t is not None]
-            if len(cols) == len(present) and len({len(c) for c in cols}) == 1:
-                arr = np.stack(cols)
-                if np.isfinite(arr).all():
-                    values[(p, m)] = arr
-    features = {}
-    for p in protocols:
+            cols = [t[f"{p}_{m}"].to_numpy(float) for t in tables if f"{p}_{m}" in t and len(t)]
+            same = len(cols) == len(present) and len({len(c) for c in cols}) == 1
+            if same and np.isfinite(np.stack(cols)).all():
+                values[(p, m)] = np.stack(cols)
         sets = [_features(root, r, p) for r in present]
         if all(s is not None for s in sets):
             features[p] = sets
-    return Arm(method, present, values, features)
-
-
-def _sampler(arm: Arm, protocol: str, metric: str, counts, rng) -> tuple[np.ndarray, int] | None:
-    """Resampled statistic ``[R]`` and the number of seeds, or None when not available."""
-    seeds = B.seed_draws(rng, len(arm.runs), len(counts))
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        if not sets or len(sets[0].real) != counts.shape[1]:
-            return None
-        return B.resampled_rfid(sets, counts, seeds), len(sets)
-    vals = arm.values.get((protocol, metric))
-    if vals is None or vals.shape[1] != counts.shape[1]:
-        return None
-    return B.resampled_means(vals, counts, seeds), vals.shape[0]
-
-
-def _point(arm: Arm, protocol: str, metric: str) -> float | None:
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        if not sets:
-            return None
-        return float(np.mean([fs.rfid(np.ones(len(fs.real))) for fs in sets]))
-    vals = arm.values.get((protocol, metric))
-    return None if vals is None else float(vals.mean(1).mean())
-
-
-def _n(arm: Arm, protocol: str, metric: str) -> int | None:
-    if metric == "rfid":
-        sets = arm.features.get(protocol)
-        return len(sets[0].real) if sets else None
-    vals = arm.values.get((protocol, metric))
-    return None if vals is None else vals.shape[1]
-
-
-def _fmt(x: Any) -> str:
-    return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else str(x))
+    return Arm(present, values, features)
 
 
 def compute(
@@ -176,12 +109,9 @@ def compute(
             cells_by_ds.setdefault(c["dataset"], []).append((table, c))
     for ds, cells in cells_by_ds.items():
         protocols = _protocols(root, [r for _, c in cells for r in c.get("runs", [])])
-        arms = {
-            (t, c["label"], c["method"]): _arm(root, c["method"], c["runs"], protocols)
-            for t, c in cells
-        }
-        floor = floor_of(root, [r for _, c in cells for r in c.get("runs", [])])
-        floor_arm = _arm(root, FLOOR, [floor], protocols) if floor else None
+        arms = {(t, c["label"], c["method"]): _arm(root, c["runs"], protocols) for t, c in cells}
+        floor = _floor(root, [r for _, c in cells for r in c.get("runs", [])])
+        floor_arm = _arm(root, [floor], protocols) if floor else None
         table1 = [(k, a) for k, a in arms.items() if k[0] == "table1" and a is not None]
         order = sorted(table1, key=lambda kv: kv[0][2] != "qgvae")  # QG-VAE first
         for p in protocols:
@@ -189,41 +119,19 @@ def compute(
                 r = rfid_resamples if metric == "rfid" else resamples
                 rng = np.random.default_rng([seed, zlib.crc32(f"{ds}|{p}|{metric}".encode())])
                 arms_here = [(k, a) for k, a in arms.items() if a is not None]
-                n = next((_n(a, p, metric) for _, a in arms_here if _n(a, p, metric)), None)
+                n = next((a.n(p, metric) for _, a in arms_here if a.n(p, metric)), None)
                 if n is None or r < 1:
                     continue
                 counts = B.image_counts(rng, n, r)
                 samples = {}
                 for key, arm in [*arms_here, (("floor", "floor", FLOOR), floor_arm)]:
-                    if arm is None:
-                        continue
-                    got = _sampler(arm, p, metric, counts, rng)
+                    got = None if arm is None else arm.sample(p, metric, counts, rng)
                     if got is not None:
-                        samples[key] = (got[0], got[1], _point(arm, p, metric))
+                        samples[key] = got
                 for key, (s, k, point) in samples.items():
                     lo, hi = B.percentile_interval(s)
-                    intervals.append(
-                        dict(
-                            zip(
-                                INTERVAL_COLUMNS,
-                                [
-                                    ds,
-                                    key[0],
-                                    key[1],
-                                    p,
-                                    metric,
-                                    key[2],
-                                    point,
-                                    lo,
-                                    hi,
-                                    n,
-                                    k,
-                                    r,
-                                    seed,
-                                ],
-                            )
-                        )
-                    )
+                    row = [ds, *key[:2], p, metric, key[2], point, lo, hi, n, k, r, seed]
+                    intervals.append(dict(zip(INTERVAL_COLUMNS, row)))
                 pairs = []
                 for i, (ka, _) in enumerate(order):
                     pairs += [(ka, kb) for kb, _ in order[i + 1 :]]
@@ -239,21 +147,22 @@ def compute(
     return diffs, intervals
 
 
-def _protocols(root: Path, runs: Sequence[str]) -> list[str]:
+def _first_metrics(root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """The first of the runs' metrics.json that names protocols (or {})."""
     for run in runs:
         metrics, _ = read_json(root / run / "metrics.json")
         if metrics and metrics.get("protocols"):
-            return list(metrics["protocols"])
-    return []
+            return metrics
+    return {}
 
 
-def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([_fmt(row[c]) for c in columns])
-    return buf.getvalue()
+def _protocols(root: Path, runs: Sequence[str]) -> list[str]:
+    return list(_first_metrics(root, runs).get("protocols") or [])
+
+
+def _floor(root: Path, runs: Sequence[str]) -> str | None:
+    """The floor run folder (metrics.json ``floor_run``) the first evaluated run names."""
+    return _first_metrics(root, runs).get("floor_run") or None
 
 
 def write_differences(
@@ -269,15 +178,21 @@ def write_differences(
     diffs, intervals = compute(
         plan, root, resamples=resamples, rfid_resamples=rfid_resamples, seed=seed
     )
-    out_dir = Path(out_dir)
-    diff_path, int_path = out_dir / "paired_differences.csv", out_dir / "method_intervals.csv"
-    write_text(diff_path, _csv(diffs, DIFF_COLUMNS))
-    write_text(int_path, _csv(intervals, INTERVAL_COLUMNS))
+    diff_path, int_path = (
+        Path(out_dir, "paired_differences.csv"),
+        Path(out_dir, "method_intervals.csv"),
+    )
+    for path, rows, columns in (
+        (diff_path, diffs, DIFF_COLUMNS),
+        (int_path, intervals, INTERVAL_COLUMNS),
+    ):
+        frame = pd.DataFrame(rows, columns=columns)
+        write_text(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     return diff_path, int_path, len(diffs)
 
 
-def read_differences(path: str | Path | None) -> list[dict[str, str]]:
-    """Rows of a paired_differences.csv / method_intervals.csv (empty when absent)."""
+def read_differences(path: str | Path | None) -> pd.DataFrame:
+    """A paired_differences.csv / method_intervals.csv (an empty frame when absent)."""
     if path is None or not Path(path).is_file():
-        return []
-    return list(csv.DictReader(io.StringIO(Path(path).read_text())))
+        return pd.DataFrame(columns=sorted(set(DIFF_COLUMNS) | set(INTERVAL_COLUMNS)))
+    return pd.read_csv(path, dtype={"label": str, "n_seeds": str})

@@ -1,249 +1,302 @@
-"""Figures of numbers: rate-distortion and the ablations (training and usage: figure_training)."""
+"""Figures of numbers, seaborn on long-form frames: rate-distortion and the ablations (from the
+summary table), code usage per token position (metrics.json ``usage.per_position``) and the
+training curves (train_log.jsonl, the summary's validation floor)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
-from .plots import FULL_W, Context, Figure, NoData, mpl_text, pyplot
-from .results import (
-    DDOF,
-    CellStats,
-    load_cell,
-    load_floor,
-    scale_text,
-)
+from .plots import FLOOR_LINE, FULL_W, Context, Figure, NoData, mpl_text, panel_note, pyplot
+from .results import DDOF, read_log, seed_of, usage_per_position
+from .summary import scale_phrase
 
-
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and s.d. (ddof=DDOF; 0 when there are too few values) for error bars."""
-    sd = float(np.std(values, ddof=DDOF)) if len(values) > DDOF else 0.0
-    return float(np.mean(values)), sd
-
-
-# ---------------------------------------------------------------------------------------------
-# rate-distortion
-# ---------------------------------------------------------------------------------------------
 RD_TABLES = ("table1", "table2", "ablation_tokens")
 RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+RD_LINE = dict(marker="o", ms=3, lw=0.9, capsize=2)
+ABLATION_PANELS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
+ABLATION_PANELS += (("bits_per_image", "bits / image"), ("usage", "code usage (%)"))
 
 
-def _rd_cells(ctx: Context) -> list[tuple[str, dict[str, Any]]]:
-    """(table, cell) of RD_TABLES, each set of runs once."""
-    out, seen = [], set()
-    for name in RD_TABLES:
-        for c in ctx.cells(name):
-            key = tuple(c.get("runs", []))
-            if key not in seen:
-                seen.add(key)
-                out.append((name, c))
-    return out
+def sd(values: pd.Series) -> float:
+    """One s.d. over seeds (ddof=DDOF; 0 when there are too few values)."""
+    return float(values.std(ddof=DDOF)) if len(values) > DDOF else 0.0
 
 
-def _interval(ctx: Context, table: str, cell: Mapping[str, Any], metric: str):
-    """(low, high) of the cell's 95 % bootstrap interval (method_intervals.csv), or None."""
-    want = (cell["dataset"], table, str(cell["label"]), cell["method"], ctx.protocol, metric)
-    for row in ctx.intervals:
-        key = tuple(row[k] for k in ("dataset", "table", "label", "method", "protocol", "metric"))
-        if key == want and row["ci_low"] and row["ci_high"]:
-            return float(row["ci_low"]), float(row["ci_high"])
-    return None
+def mean_sd(values: pd.Series) -> tuple[float, float]:
+    """Mean -+ one s.d. (ddof=DDOF): the ablation figures' error bars (seaborn ``errorbar``)."""
+    return values.mean() - sd(values), values.mean() + sd(values)
+
+
+def cell_values(ctx: Context, tables: Sequence[str], keys: Sequence[str]) -> pd.DataFrame:
+    """Long form: one row per (table cell, present run, key) of the ``tables``' cells (each set
+    of runs once), with the cell's table, label, dataset, method and number (``cell``)."""
+    frames, seen = [], set()
+    for table in tables:
+        for c in ctx.cells(table):
+            if tuple(c.get("runs", [])) in seen:
+                continue
+            seen.add(tuple(c.get("runs", [])))
+            frame = ctx.summary.cell(ctx.plan, c, ctx.protocol).frame.reindex(columns=keys)
+            frame = frame.rename_axis("run").reset_index().melt("run", var_name="key")
+            about = dict(table=table, label=str(c["label"]), dataset=c["dataset"])
+            frames.append(frame.assign(method=c["method"], cell=len(seen), **about))
+    out = pd.concat(frames) if frames else pd.DataFrame(columns=["run", "key", "value", "cell"])
+    return out.astype({"value": float}).dropna(subset=["value"])
+
+
+def floor_value(ctx: Context, cells: Sequence[dict], key: str) -> float | None:
+    stats = [ctx.summary.cell(ctx.plan, c, ctx.protocol) for c in cells]
+    floor = ctx.summary.floor(ctx.plan, stats, ctx.protocol)
+    return (floor.values(key) or [None])[0] if floor is not None else None
 
 
 def _bits_axis(ax, bits: Sequence[float]) -> None:
     """Log-2 x axis with plain numbers when the rates span more than a factor 4."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    if bits and min(bits) > 0 and max(bits) / min(bits) > 4:
+    lo, hi = min(bits), max(bits)
+    if lo > 0 and hi / lo > 4:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    if bits:
-        lo, hi = min(bits), max(bits)
+        ax.set_xlim(lo / 1.25, hi * 1.25)
+    else:
         pad = 0.08 * (hi - lo) if hi > lo else 0.1 * hi or 1.0
-        if ax.get_xscale() == "log":
-            ax.set_xlim(lo / 1.25, hi * 1.25)
-        else:
-            ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)
 
 
 def fig_rate_distortion(ctx: Context) -> Figure:
-    cells: dict[str, list[tuple[str, CellStats]]] = {}  # dataset -> (method, stats)
-    where: dict[int, tuple[str, dict[str, Any]]] = {}  # id(stats) -> (table, cell)
-    for table, c in _rd_cells(ctx):
-        stats = load_cell(ctx.plan, c, ctx.protocol, ctx.root)
-        if stats.values("bits") and any(stats.values(k) for k, _ in RD_METRICS):
-            cells.setdefault(c["dataset"], []).append((c["method"], stats))
-            where[id(stats)] = (table, c)
-    use_ci = bool(ctx.intervals)
-    if not cells:
+    keys = [m for m, _ in RD_METRICS]
+    long = cell_values(ctx, RD_TABLES, keys + ["bits_per_image"])
+    bits = long[long.key == "bits_per_image"].groupby("cell")["value"].mean().rename("bits")
+    long = long[long.key.isin(keys)].join(bits, on="cell").dropna(subset=["bits"])
+    if long.empty:
         raise NoData(
             "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
         )
-    plt = pyplot()
-    fig, axes = plt.subplots(
-        len(cells), len(RD_METRICS), figsize=(FULL_W, 1.9 * len(cells) + 0.4), squeeze=False
-    )
-    sources, seed_counts = [], set()
-    for r, (ds, items) in enumerate(cells.items()):
-        for col, (metric, metric_label) in enumerate(RD_METRICS):
-            ax = axes[r, col]
-            by_method: dict[str, list[tuple[float, float, float, float]]] = {}
-            for method, stats in items:  # (bits, mean, error below, error above)
-                vals = stats.values(metric)
-                if not vals:
-                    continue
-                mean, sd = _mean_sd(vals)
-                ci = _interval(ctx, *where[id(stats)], metric) if use_ci else None
-                low, high = (mean - ci[0], ci[1] - mean) if ci else (sd, sd)
-                by_method.setdefault(method, []).append((stats.mean("bits"), mean, low, high))
-                seed_counts.add(len(vals))
-                sources += [f"{run}/metrics.json" for _, run in stats.present]
-            for method, points in by_method.items():
-                points.sort()
-                x, y, lo, hi = map(np.asarray, zip(*points))
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=np.stack([np.clip(lo, 0, None), np.clip(hi, 0, None)]),
-                    color=ctx.colour(method),
-                    marker="o",
-                    ms=3,
-                    lw=0.9,
-                    capsize=2,
-                    label=mpl_text(ctx.names.method(method)),
-                )
-            floor = load_floor(ctx.plan, [st for _, st in items], ctx.protocol, ctx.root)
-            floor_vals = [] if floor is None else floor.values(metric)
-            if floor_vals:
-                ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
-            _bits_axis(ax, [b for _, stats in items for b in stats.values("bits")])
-            ax.set_xlabel("bits per image")
-            if col or len(cells) == 1:
-                ax.set_ylabel(metric_label)
-            else:
-                ax.set_ylabel(metric_label + mpl_text(f"\n{ctx.names.dataset(ds)}"))
+    group = ["dataset", "table", "label", "method", "cell", "key", "bits"]
+    points = long.groupby(group, sort=False)["value"].agg(["mean", "count", sd]).reset_index()
+    points["low"], points["high"] = points["mean"] - points["sd"], points["mean"] + points["sd"]
+    use_ci = not ctx.intervals.empty
+    if use_ci:  # 95 % bootstrap intervals where `qgvae differences` wrote them
+        ci = ctx.intervals[ctx.intervals.protocol == ctx.protocol].rename(columns={"metric": "key"})
+        on = ["dataset", "table", "label", "method", "key"]
+        points = points.merge(ci[on + ["ci_low", "ci_high"]], on=on, how="left")
+        has = points.ci_low.notna() & points.ci_high.notna()
+        points.loc[has, "low"], points.loc[has, "high"] = points.ci_low, points.ci_high
+    datasets = list(dict.fromkeys(points.dataset))
+    size = (FULL_W, 1.9 * len(datasets) + 0.4)
+    fig, axes = pyplot().subplots(len(datasets), len(keys), figsize=size, squeeze=False)
+    for r, ds in enumerate(datasets):
+        here = points[points.dataset == ds]
+        cells = [c for t in RD_TABLES for c in ctx.cells(t) if c["dataset"] == ds]
+        for ax, (key, label) in zip(axes[r], RD_METRICS):
+            for method, p in here[here.key == key].groupby("method", sort=False):
+                p = p.sort_values("bits")  # a line joins one method's settings
+                err = np.stack([(p["mean"] - p.low).clip(0), (p.high - p["mean"]).clip(0)])
+                name = mpl_text(ctx.names.method(method))
+                ax.errorbar(p.bits, p["mean"], err, color=ctx.colour(method), label=name, **RD_LINE)
+            floor = floor_value(ctx, cells, key)
+            if floor is not None:
+                ax.axhline(floor, label="mean image (floor)", **FLOOR_LINE)
+            _bits_axis(ax, list(here.bits))
+            where = (
+                "" if ax is not axes[r, 0] or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
+            )
+            ax.set(xlabel="bits per image", ylabel=label + mpl_text(where))
         axes[r, -1].legend(loc="best")
     fig.tight_layout()
-    nseeds = ", ".join(str(s) for s in sorted(seed_counts)) or "0"
+    seeds = ", ".join(str(n) for n in sorted(set(points["count"])))
+    bars = (
+        "95% bootstrap intervals (test images resampled, seeds as an outer level; "
+        "method_intervals.csv)"
+        if use_ci
+        else f"one s.d. (ddof={DDOF}) over seeds"
+    )
     caption = (
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
-        "image "
-        "of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
-        f"ablation; points are means over seeds ({nseeds} seeds per point), error bars "
-        + (
-            "95% bootstrap intervals (test images resampled, seeds as an outer level; "
-            "method_intervals.csv)"
-            if use_ci
-            else f"one s.d. (ddof={DDOF}) over seeds"
-        )
-        + "; lines join one method's settings; dashed: the training mean image "
-        "(the floor). "
-        f"Runs {scale_text(ctx.root, sorted({s.split('/metrics.json')[0] for s in sources}))}."
+        "image of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
+        f"ablation; points are means over seeds ({seeds} seeds per point), error bars {bars}; "
+        "lines join one method's settings; dashed: the training mean image (the floor). "
+        + scale_phrase(ctx.summary.runs(long.run))
     )
-    return Figure(fig, caption, sorted(set(sources)))
-
-
-# ---------------------------------------------------------------------------------------------
-# ablations
-# ---------------------------------------------------------------------------------------------
-ABLATION_PANELS = (
-    ("ssim", "SSIM"),
-    ("psnr", "PSNR (dB)"),
-    ("lpips", "LPIPS"),
-    ("rfid", "rFID"),
-    ("bits", "bits / image"),
-    ("usage", "code usage (%)"),
-)
+    return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in long.run}))
 
 
 def fig_ablation(ctx: Context, table: str) -> Figure:
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
     cells = ctx.cells(table)
     if not cells:
         raise NoData(f"plan has no cells for {table}")
-    stats = [(c, load_cell(ctx.plan, c, ctx.protocol, ctx.root)) for c in cells]
-    if not any(st.present for _, st in stats):
+    long = cell_values(ctx, [table], [k for k, _ in ABLATION_PANELS])
+    if long.empty:
         raise NoData(f"no metrics.json in any run of {table}")
-    plt = pyplot()
     labels = list(dict.fromkeys(str(c["label"]) for c in cells))
     methods = list(dict.fromkeys(c["method"] for c in cells))
-    fig, axes = plt.subplots(2, 3, figsize=(FULL_W, 3.6))
-    width = 0.8 / max(len(methods), 1)
-    seed_counts = set()
-    long_labels = max(map(len, labels)) > 6
+    palette = {m: ctx.colour(m) for m in methods}
+    rotate = max(map(len, labels)) > 6
+    dodge = 0.8 / len(methods) if len(methods) > 1 else False
+    kw = dict(x="label", y="value", hue="method", order=labels, hue_order=methods, legend=False)
+    kw |= dict(palette=palette, dodge=dodge)
+    bars = dict(markersize=3.5, capsize=0.15, linestyle="none", err_kws={"linewidth": 1})
+    fig, axes = pyplot().subplots(2, 3, figsize=(FULL_W, 3.6))
     for ax, (key, title) in zip(axes.flat, ABLATION_PANELS):
-        for mi, method in enumerate(methods):
-            xs, ys, es = [], [], []
-            colour = ctx.colour(method)
-            for c, st in stats:
-                if c["method"] != method:
-                    continue
-                vals = st.values(key)
-                x = labels.index(str(c["label"])) + (mi - (len(methods) - 1) / 2) * width
-                if vals:
-                    seed_counts.add(len(vals))
-                    mean, sd = _mean_sd(vals)
-                    xs.append(x)
-                    ys.append(mean)
-                    es.append(sd)
-                    ax.scatter([x] * len(vals), vals, s=6, color=colour, alpha=0.45, lw=0)
-            if xs:
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=es,
-                    fmt="o",
-                    ms=3.5,
-                    capsize=2.5,
-                    color=colour,
-                    label=mpl_text(ctx.names.method(method)),
-                    lw=1,
-                )
-        floor = load_floor(ctx.plan, [st for _, st in stats], ctx.protocol, ctx.root)
-        floor_vals = [] if floor is None or key in ("bits", "usage") else floor.values(key)
-        if floor_vals:
-            ax.axhline(floor_vals[0], color="0.45", ls="--", lw=0.8, label="mean image (floor)")
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(
-            [mpl_text(x) for x in labels],
-            rotation=30 if long_labels else 0,
-            ha="right" if long_labels else "center",
-        )
-        ax.set_xlim(-0.6, len(labels) - 0.4)
-        ax.set_title(title)
-    sources = [f"{run}/metrics.json" for _, st in stats for _, run in st.present]
+        data = long[long.key == key]
+        sns.stripplot(data=data, ax=ax, size=2.5, alpha=0.45, jitter=False, **kw)  # every seed
+        sns.pointplot(data=data, ax=ax, errorbar=mean_sd, **bars, **kw)
+        floor = None if key in ("bits_per_image", "usage") else floor_value(ctx, cells, key)
+        if floor is not None:
+            ax.axhline(floor, **FLOOR_LINE)
+        rotation = dict(rotation=30, ha="right") if rotate else {}
+        ax.set_xticks(range(len(labels)), [mpl_text(x) for x in labels], **rotation)
+        ax.set(xlim=(-0.6, len(labels) - 0.4), title=title, xlabel="", ylabel="")
+    seeds = ", ".join(str(n) for n in sorted(set(long.groupby(["cell", "key"]).size())))
+    handles = [Line2D([], [], color=palette[m], marker="o", ls="none") for m in methods]
+    names = [f"{mpl_text(ctx.names.method(m))} (mean $\\pm$ s.d., {seeds} seeds)" for m in methods]
+    if floor_value(ctx, cells, "psnr") is not None:
+        handles, names = handles + [Line2D([], [], **FLOOR_LINE)], names + ["mean image (floor)"]
+    where = dict(loc="lower center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, -0.01))
+    fig.legend(handles, names, **where)
     axis = table[len("ablation_") :]
-    ns = ", ".join(str(n) for n in sorted(seed_counts))
-    handles, legend_labels = [], []
-    for ax in axes.flat:  # the first panel with a legend entry
-        handles, legend_labels = ax.get_legend_handles_labels()
-        if handles:
-            break
-    if handles:
-        fig.legend(
-            handles,
-            [
-                label
-                if label.startswith("mean image")
-                else f"{label} (mean $\\pm$ s.d., {ns} seeds)"
-                for label in legend_labels
-            ],
-            loc="lower center",
-            ncol=min(len(legend_labels), 4),
-            bbox_to_anchor=(0.5, -0.01),
-        )
     fig.supxlabel(mpl_text(axis), y=0.06, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     on = ", ".join(dict.fromkeys(ctx.names.dataset(c["dataset"]) for c in cells))
-    missing = [f"{c['label']}/{ctx.names.method(c['method'])}" for c, st in stats if not st.present]
+    present = set(long.run)
+    missing = [
+        f"{c['label']}/{ctx.names.method(c['method'])}"
+        for c in cells
+        if not present & set(c.get("runs", []))
+    ]
     runs = [r for c in cells for r in c.get("runs", [])]
     caption = (
         f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "
-        f"means ± one s.d. (ddof={DDOF}) over {ns} seeds, small dots the individual "
-        f"seeds; dashed: the training mean image (the floor). Runs {scale_text(ctx.root, runs)}."
+        f"means ± one s.d. (ddof={DDOF}) over {seeds} seeds, small dots the individual "
+        "seeds; dashed: the training mean image (the floor). "
+        + scale_phrase(ctx.summary.runs(runs))
+        + (" No data for: " + ", ".join(missing) + "." if missing else "")
     )
-    if missing:
-        caption += " No data for: " + ", ".join(missing) + "."
-    return Figure(fig, caption, sorted(set(sources)))
+    return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in present}))
+
+
+TRAINING_PANELS = (  # (split, key, title, log y axis)
+    ("train", "loss", "train loss", True),
+    ("train", "mse", "train MSE", True),
+    ("val", "psnr", "validation PSNR (dB)", False),
+)
+
+
+def seeds_text(k: int) -> str:
+    return f"{k} seed{'s' if k != 1 else ''}"
+
+
+def _labelled(ctx: Context, frame: pd.DataFrame, seeds: pd.Series, suffix: str = ""):
+    """``frame`` with a legend label per method ("QG-VAE (2 seeds)") and their palette."""
+    frame["label"] = [
+        mpl_text(f"{ctx.names.method(m)} ({seeds_text(k)}{suffix})")
+        for m, k in zip(frame.method, seeds)
+    ]
+    return frame, {lab: ctx.colour(m) for lab, m in zip(frame.label, frame.method)}
+
+
+def fig_code_usage(ctx: Context) -> Figure:
+    import seaborn as sns
+
+    frames = []
+    for c in ctx.cells("table1") or [c for cs in ctx.tables().values() for c in cs]:
+        for run in c.get("runs", []):
+            usage = usage_per_position(ctx.root, run)
+            if usage is not None:
+                frame = pd.DataFrame({"fraction": 100 * usage[0], "perplexity": usage[1]})
+                frame = frame.rename_axis("position").reset_index()
+                frames.append(frame.assign(dataset=c["dataset"], method=c["method"], run=run))
+    if not frames:
+        raise NoData("no metrics.json with usage.per_position in the Table-1 runs")
+    long = pd.concat(frames).drop_duplicates(["dataset", "method", "run", "position"])
+    seeds = long.groupby(["dataset", "method"])["run"].transform("nunique")
+    long, palette = _labelled(ctx, long, seeds)
+    datasets = list(dict.fromkeys(long.dataset))
+    size = (FULL_W, 1.7 * len(datasets) + 0.3)
+    fig, axes = pyplot().subplots(len(datasets), 2, figsize=size, squeeze=False)
+    for r, ds in enumerate(datasets):
+        for ax, key in zip(axes[r], ("fraction", "perplexity")):  # the mean over seeds
+            kw = dict(x="position", y=key, hue="label", palette=palette, errorbar=None, lw=1)
+            sns.lineplot(data=long[long.dataset == ds], ax=ax, legend=key == "perplexity", **kw)
+            ax.set_xlabel("token position" if r == len(datasets) - 1 else "")
+        ylabel = mpl_text(f"{ctx.names.dataset(ds)}\ncodebook used (%)")
+        axes[r, 0].set(ylabel=ylabel, ylim=(0, 102))
+        axes[r, 1].set_ylabel("perplexity")
+        axes[r, 1].legend(loc="best", title=None)
+    fig.tight_layout()
+    caption = (
+        "Code usage per token position on the test set (metrics.json usage.per_position): "
+        "fraction of each position's codebook used and the perplexity of its code "
+        "distribution, averaged over the seeds given in the legend. "
+        + scale_phrase(ctx.summary.runs(long.run))
+    )
+    return Figure(fig, caption, [f"{run}/metrics.json" for run in dict.fromkeys(long.run)])
+
+
+def fig_training(ctx: Context) -> Figure:
+    """One row per Table-1 dataset: train loss, train MSE, validation PSNR against steps."""
+    import seaborn as sns
+
+    datasets, table1 = ctx.table1_datasets(), ctx.cells("table1")
+    if not datasets:
+        raise NoData("the plan has no Table-1 cells")
+    frames = []
+    for c in table1:
+        for run in c.get("runs", []):
+            rows = read_log(ctx.root / run / "train_log.jsonl")
+            rows = [r for r in rows if "step" in r and r.get("split") in ("train", "val")]
+            if rows:
+                about = dict(dataset=c["dataset"], method=c["method"], run=run)
+                frames.append(pd.DataFrame(rows).assign(seed=seed_of(ctx.plan, run), **about))
+    if not frames:
+        raise NoData("no train_log.jsonl in any Table-1 run")
+    logs = pd.concat(frames).drop_duplicates(["run", "split", "step"])
+    seeds = logs.groupby("method")["seed"].transform("nunique")
+    logs, palette = _labelled(ctx, logs, seeds, " per dataset")
+    floors = ctx.summary.runs(logs.run).groupby("dataset")["val_floor_psnr"].first()
+    size = (FULL_W, 1.75 * len(datasets) + 0.45)
+    fig, axes = pyplot().subplots(len(datasets), 3, figsize=size, squeeze=False)
+    for r, ds in enumerate(datasets):
+        for ax, (split, key, title, logy) in zip(axes[r], TRAINING_PANELS):
+            data = logs[(logs.dataset == ds) & (logs.split == split)]
+            y = pd.to_numeric(data[key], errors="coerce") if key in data else float("nan")
+            data = data.assign(y=y).dropna(subset="y")
+            if data.empty:
+                panel_note(ax, f"no data: no '{key}' in {split} rows")
+            else:  # one line per run (seed)
+                kw = dict(x="step", y="y", hue="label", units="run", estimator=None, lw=0.9)
+                kw |= dict(alpha=0.85, marker="o" if split == "val" else None, ms=2, mew=0)
+                sns.lineplot(data=data, ax=ax, palette=palette, legend="full", **kw)
+                ax.set_yscale("log" if logy and (data.y > 0).all() else "linear")
+                ax.get_legend().remove()
+            floor = floors.get(ds)
+            if key == "psnr" and floor is not None and pd.notna(floor):
+                ax.axhline(floor, label="mean image (floor)", **FLOOR_LINE)
+                ax.axhline(floor + 3.0, color="0.65", ls=":", lw=0.8, label="floor + 3 dB")
+            ax.set(title=title if r == 0 else "", ylabel="")
+            ax.set_xlabel("optimiser step" if r == len(datasets) - 1 else "")
+        axes[r, 0].set_ylabel(mpl_text(ctx.names.dataset(ds)))
+    legend = {}
+    for ax in axes.flat:
+        legend |= {lab: h for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in legend}
+    if legend:
+        where = dict(loc="lower center", ncol=min(len(legend), 3), bbox_to_anchor=(0.5, 0.0))
+        fig.legend(legend.values(), legend.keys(), **where)
+    fig.tight_layout(rect=(0, 0.35 / (1.75 * len(datasets) + 0.45) + 0.02, 1, 1))
+    caption = (
+        "Training curves of the Table-1 runs (train_log.jsonl): training loss and MSE and "
+        "validation PSNR against optimiser steps, one row per dataset and one line per "
+        "seed; the number of seeds per method is in the legend. Dashed: the validation PSNR of "
+        "the training mean image (the floor), dotted: 3 dB above it, the margin a run must "
+        "clear to count as reconstructing its input. "
+        + scale_phrase(ctx.summary.runs([r for c in table1 for r in c.get("runs", [])]))
+    )
+    return Figure(fig, caption, [f"{run}/train_log.jsonl" for run in dict.fromkeys(logs.run)])

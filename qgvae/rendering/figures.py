@@ -1,92 +1,54 @@
-"""Figures of the benchmark (PDF + PNG, seaborn "paper" style), read only from run folders.
-
-Figures (``--only`` takes a family name or a file stem)
---------------------------------------------------------
-=================  ==========================  ==============================================
-family             file stem(s)                inputs
-=================  ==========================  ==============================================
-reconstructions    ``recon_grid_<dataset>``    Table-1 cells, first available seed:
-                                               ``reconstructions.npz`` (input row + one row
-                                               per method)
-progressive        ``progressive``             ``analysis.npz`` ``progressive`` of the
-                                               ``ablation_ordering`` runs (else any QG-VAE run)
-influence          ``token_influence``         ``analysis.npz`` ``influence`` of QG-VAE and
-                                               VQ-VAE (Table-1 cells, one dataset)
-usage              ``code_usage``              ``metrics.json`` usage.per_position
-training           ``training_curves``         ``train_log.jsonl`` of the Table-1 runs (train
-                                               loss / MSE, val PSNR; one row per dataset)
-rate_distortion    ``rate_distortion``         ``metrics.json`` of Table 1, Table 2 and
-                                               ``ablation_tokens`` cells: PSNR, LPIPS, rFID
-                                               against bits per image
-ablations          ``ablation_<axis>``         ``metrics.json`` of each ablation's cells,
-                                               mean +- s.d. over seeds (ddof=1) + every seed
-generation         ``generation_fid``,         the generation study's prior folders
-                   ``generation_samples``      (``plan["generation"]``; figure_generation)
-=================  ==========================  ==============================================
-
-Every declared figure is always written (``figure_stems(plan)`` lists them): when its inputs
-are missing the figure is a single panel reading "no data: <reason>" and the reason is logged.
-Beside each ``<stem>.pdf`` / ``<stem>.png`` a ``<stem>.json`` holds the caption (stating N seeds
-and the protocol), the source files and the no-data reason, for ``qgvae report``.
+"""Figures of the benchmark (PDF + PNG, seaborn "paper" style): numbers from the summary table,
+images, logs and per-position code usage from run folders. ``--only`` takes a family or a stem:
+reconstructions (``recon_grid_<dataset>``), progressive, influence (``token_influence``), usage
+(``code_usage``), training (``training_curves``), rate_distortion, ablations
+(``ablation_<axis>``), generation (``generation_fid``, ``generation_samples``). Every declared
+figure is written: without its inputs, as one panel reading "no data: <reason>" (logged).
+Beside ``<stem>.pdf`` / ``.png``, ``<stem>.json`` holds the caption (N seeds, protocol, scale),
+the source files and the no-data reason.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import pandas as pd
 
 from ..errors import ConfigError
 from .differences import read_differences
-from .figure_generation import fig_generation_fid, fig_generation_samples
 from .figure_images import fig_influence, fig_progressive, fig_reconstructions
-from .figure_metrics import fig_ablation, fig_rate_distortion
-from .figure_training import fig_code_usage, fig_training
-from .plots import Context, Figure, NoData, no_data_figure, pyplot, save_figure, style
+from .figure_metrics import fig_ablation, fig_code_usage, fig_rate_distortion, fig_training
+from .generation import fig_generation_fid, fig_generation_samples
+from .plots import Context, NoData, no_data_figure, pyplot, save_figure, style
 from .results import load_plan, paper_values_of
+from .summary import COLUMNS, Summary
 
 log = logging.getLogger(__name__)
-
-FAMILIES = (
-    "reconstructions",
-    "progressive",
-    "influence",
-    "usage",
-    "training",
-    "rate_distortion",
-    "ablations",
-    "generation",
-)
+FAMILIES = ("reconstructions", "progressive", "influence", "usage", "training")
+FAMILIES += ("rate_distortion", "ablations", "generation")
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One figure file: its family, file stem, drawing function (``func(ctx, **kwargs)``) and
-    the title of its "no data" panel."""
+class Spec(NamedTuple):
+    """One figure file: family, stem, ``func(ctx, **kwargs)`` and its "no data" title."""
 
     family: str
     stem: str
-    func: Callable[..., Figure]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    title: str = ""
+    func: Callable[..., Any]
+    kwargs: dict[str, Any]
+    title: str
 
 
 def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
     """Every figure of the plan: ``recon_grid_<dataset>`` per Table-1 dataset, the summary
-    figures (always), ``ablation_<axis>`` per ablation."""
-    datasets = list(
-        dict.fromkeys(c["dataset"] for c in (plan.get("tables") or {}).get("table1", []))
-    )
+    figures (always), ``ablation_<axis>`` per ablation, the generation study's."""
+    tables = plan.get("tables") or {}
+    datasets = dict.fromkeys(c["dataset"] for c in tables.get("table1", []))
+    recon = lambda ds: ({"dataset": ds}, f"Reconstructions, {ds}")
     specs = [
-        Spec(
-            "reconstructions",
-            f"recon_grid_{ds}",
-            fig_reconstructions,
-            {"dataset": ds},
-            f"Reconstructions, {ds}",
-        )
+        Spec("reconstructions", f"recon_grid_{ds}", fig_reconstructions, *recon(ds))
         for ds in datasets
     ]
     specs += [
@@ -96,13 +58,12 @@ def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
         Spec("training", "training_curves", fig_training, {}, "Training curves"),
         Spec("rate_distortion", "rate_distortion", fig_rate_distortion, {}, "Rate-distortion"),
     ]
-    for name, cells in (plan.get("tables") or {}).items():
-        if name.startswith("ablation_") and cells:
-            axis = name[len("ablation_") :]
-            specs.append(
-                Spec("ablations", name, fig_ablation, {"table": name}, f"Ablation: {axis}")
-            )
-    if plan.get("generation"):  # the generation study (qgvae.rendering.figure_generation)
+    specs += [
+        Spec("ablations", n, fig_ablation, {"table": n}, f"Ablation: {n[len('ablation_') :]}")
+        for n, cells in tables.items()
+        if n.startswith("ablation_") and cells
+    ]
+    if plan.get("generation"):
         specs += [
             Spec("generation", "generation_fid", fig_generation_fid, {}, "Generation: gFID"),
             Spec("generation", "generation_samples", fig_generation_samples, {}, "Samples"),
@@ -123,37 +84,36 @@ def render_figures(
     protocol: str = "vqwae",
     paper_values: Mapping[str, Any] | str | Path | None = None,
     intervals: str | Path | None = None,
+    summary: Summary | pd.DataFrame | str | Path | None = None,
 ) -> tuple[list[Path], dict[str, str]]:
-    """Write the figures (all, or those whose family or stem is in ``only``).
-
-    Returns the written paths and ``{stem: reason}`` for the figures drawn as "no data".
-    """
+    """Write the figures (all, or those whose family or stem is in ``only``); returns the
+    written paths and ``{stem: reason}`` of those drawn as "no data". ``summary``: the summary
+    table or its CSV (None: no numbers, as for the generation figures); ``intervals``:
+    method_intervals.csv (the rate-distortion figure's error bars)."""
     plan = load_plan(plan)
     specs = figure_specs(plan)
-    if only:
-        stems = [s.stem for s in specs]
-        unknown = [o for o in only if o not in FAMILIES and o not in stems]
-        if unknown:
-            raise ConfigError(
-                f"unknown figure(s) {unknown}; families: {list(FAMILIES)}, stems: {stems}"
-            )
-        specs = [s for s in specs if s.family in only or s.stem in only]
-    ctx = Context.build(
-        plan, Path(root), protocol, paper_values_of(paper_values), read_differences(intervals)
-    )
-    outdir = Path(outdir)
-    written: list[Path] = []
-    no_data: dict[str, str] = {}
+    stems = [s.stem for s in specs]
+    unknown = [o for o in only or [] if o not in FAMILIES and o not in stems]
+    if unknown:
+        raise ConfigError(
+            f"unknown figure(s) {unknown}; families: {list(FAMILIES)}, stems: {stems}"
+        )
+    specs = [s for s in specs if not only or s.family in only or s.stem in only]
+    summary = Summary(pd.DataFrame(columns=COLUMNS)) if summary is None else Summary.of(summary)
+    paper, intervals = paper_values_of(paper_values), read_differences(intervals)
+    ctx = Context.build(plan, Path(root), summary, protocol, paper, intervals)
+    written, no_data = [], {}
     with pyplot().rc_context(style()):
         for spec in specs:
             try:
                 res = spec.func(ctx, **spec.kwargs)
                 written += save_figure(res.fig, outdir, spec.stem, res.caption, res.sources)
             except NoData as exc:
-                reason = str(exc)
-                log.warning("figure %s: no data: %s", spec.stem, reason)
-                no_data[spec.stem] = reason
-                fig = no_data_figure(spec.title or spec.stem, reason)
-                caption = f"{spec.title}: no data ({reason})."
+                log.warning("figure %s: no data: %s", spec.stem, exc)
+                no_data[spec.stem] = reason = str(exc)
+                fig, caption = (
+                    no_data_figure(spec.title, reason),
+                    f"{spec.title}: no data ({reason}).",
+                )
                 written += save_figure(fig, outdir, spec.stem, caption, [], reason)
     return written, no_data

@@ -1,6 +1,5 @@
-"""Matplotlib plumbing shared by the figures: style, colours, image strips, saving, the
-"no data" panel, and the :class:`Context` every figure function takes.
-"""
+"""Matplotlib plumbing shared by the figures: style (seaborn's "paper" context), colours, image
+strips, saving, the "no data" panel, and the :class:`Context` every figure function takes."""
 
 from __future__ import annotations
 
@@ -11,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..io import atomic_path, write_json
-from .names import Names
+from .results import Names
+from .summary import Summary
 
 FULL_W = 6.75  # inches: full text width of a two-column paper
 HALF_W = 3.3
 DPI = 200
+FLOOR_LINE = dict(color="0.45", ls="--", lw=0.8)  # the mean image (floor) in every figure
 
 
 class NoData(Exception):
@@ -39,25 +41,23 @@ class Context:
     root: Path  # the folder the plan's run paths are relative to
     names: Names
     colours: Mapping[str, Any]  # method -> matplotlib colour
+    summary: Summary  # the numbers (summary.csv)
     protocol: str = "vqwae"
     paper: Mapping[str, Any] = field(default_factory=dict)  # config/paper_values.yaml
-    intervals: Sequence[Mapping[str, str]] = ()  # method_intervals.csv rows (qgvae differences)
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # method_intervals.csv
 
     @classmethod
-    def build(
-        cls,
-        plan: Mapping[str, Any],
-        root: Path,
-        protocol: str = "vqwae",
-        paper: Mapping[str, Any] | None = None,
-        intervals: Sequence[Mapping[str, str]] = (),
-    ) -> Context:
+    def build(cls, plan, root, summary, protocol="vqwae", paper=None, intervals=None) -> Context:
+        import seaborn as sns
+
         names = Names.from_plan(plan)
-        colours = method_colours(list(names.methods))
-        return cls(plan, Path(root), names, colours, protocol, dict(paper or {}), intervals)
+        palette = sns.color_palette("colorblind", 10)  # colour-blind safe, by plan order
+        colours = {m: palette[i % len(palette)] for i, m in enumerate(names.methods)}
+        frame = pd.DataFrame() if intervals is None else intervals
+        return cls(plan, Path(root), names, colours, summary, protocol, dict(paper or {}), frame)
 
     def cells(self, table: str) -> list[dict[str, Any]]:
-        return (self.plan.get("tables") or {}).get(table) or []
+        return self.tables().get(table) or []
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         return self.plan.get("tables") or {}
@@ -73,14 +73,9 @@ class Context:
         method = self.names.method(cell["method"])
         if table.startswith("ablation_"):
             return f"{method} ({table[len('ablation_') :]}: {cell['label']})"
-        if table == "table2":
-            return f"{method} ({cell['label']})"
-        return method
+        return f"{method} ({cell['label']})" if table == "table2" else method
 
 
-# ---------------------------------------------------------------------------------------------
-# matplotlib
-# ---------------------------------------------------------------------------------------------
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
@@ -95,32 +90,11 @@ def style() -> dict[str, Any]:
     """rcParams: seaborn's "paper" context on a white grid, small fonts, embeddable fonts."""
     import seaborn as sns
 
-    rc = dict(sns.plotting_context("paper", font_scale=1.0))
-    rc.update(sns.axes_style("whitegrid"))
-    rc.update(
-        {
-            "pdf.fonttype": 42,
-            "ps.fonttype": 42,
-            "savefig.bbox": "tight",
-            "savefig.pad_inches": 0.02,
-            "legend.frameon": False,
-            "axes.titlesize": 8.5,
-            "axes.labelsize": 8,
-            "xtick.labelsize": 7,
-            "ytick.labelsize": 7,
-            "legend.fontsize": 7,
-            "font.size": 8,
-        }
-    )
-    return rc
-
-
-def method_colours(methods: Sequence[str]) -> dict[str, Any]:
-    """One colour-blind-safe colour per method, by position in ``methods`` (the plan's order)."""
-    import seaborn as sns
-
-    colours = sns.color_palette("colorblind", 10)
-    return {m: colours[i % len(colours)] for i, m in enumerate(methods)}
+    rc = dict(sns.plotting_context("paper", font_scale=1.0)) | sns.axes_style("whitegrid")
+    sizes = {"axes.titlesize": 8.5, "axes.labelsize": 8, "xtick.labelsize": 7}
+    sizes |= {"ytick.labelsize": 7, "legend.fontsize": 7, "font.size": 8}
+    fonts = {"pdf.fonttype": 42, "ps.fonttype": 42, "legend.frameon": False}
+    return rc | sizes | fonts | {"savefig.bbox": "tight", "savefig.pad_inches": 0.02}
 
 
 def mpl_text(text: Any) -> str:
@@ -128,42 +102,28 @@ def mpl_text(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-# ---------------------------------------------------------------------------------------------
-# images
-# ---------------------------------------------------------------------------------------------
 def to_hwc(img: np.ndarray) -> np.ndarray:
     """uint8 [C,H,W] -> [H,W] (grey) or [H,W,3]."""
     img = np.asarray(img)
     if img.ndim == 2:
         return img
-    if img.shape[0] == 1:
-        return img[0]
-    return np.transpose(img[:3], (1, 2, 0))
+    return img[0] if img.shape[0] == 1 else np.transpose(img[:3], (1, 2, 0))
 
 
 def strip(images: np.ndarray, pad: int = 1) -> np.ndarray:
     """[n,C,H,W] uint8 -> one image, side by side with ``pad`` white pixels between."""
-    tiles = [to_hwc(im) for im in images]
-    h = tiles[0].shape[0]
-    sep = np.full((h, pad) + tiles[0].shape[2:], 255, dtype=np.uint8)
-    parts: list[np.ndarray] = []
-    for i, t in enumerate(tiles):
-        if i:
-            parts.append(sep)
-        parts.append(t.astype(np.uint8))
+    tiles = [to_hwc(im).astype(np.uint8) for im in images]
+    sep = np.full((tiles[0].shape[0], pad) + tiles[0].shape[2:], 255, dtype=np.uint8)
+    parts = [part for t in tiles for part in (sep, t)][1:]
     return np.concatenate(parts, axis=1)
 
 
 def show_image(ax, img: np.ndarray) -> None:
     """An image without ticks, spines or grid (grey when 2-D)."""
-    if img.ndim == 2:
-        ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    else:
-        ax.imshow(img, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
+    grey = dict(cmap="gray", vmin=0, vmax=255) if img.ndim == 2 else {}
+    ax.imshow(img, interpolation="nearest", **grey)
+    ax.set(xticks=[], yticks=[])
+    ax.spines[:].set_visible(False)
     ax.grid(False)
 
 
@@ -173,70 +133,34 @@ def row_label(ax, text: str) -> None:
 
 def panel_note(ax, text: str, fontsize: float = 7) -> None:
     """Centred text over an axes (e.g. "no data: ..." for one panel)."""
-    ax.text(
-        0.5,
-        0.5,
-        mpl_text(text),
-        ha="center",
-        va="center",
-        fontsize=fontsize,
-        transform=ax.transAxes,
-    )
+    kw = dict(ha="center", va="center", fontsize=fontsize, transform=ax.transAxes)
+    ax.text(0.5, 0.5, mpl_text(text), **kw)
 
 
-# ---------------------------------------------------------------------------------------------
-# whole figures
-# ---------------------------------------------------------------------------------------------
 def no_data_figure(title: str, reason: str) -> Any:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(HALF_W, 1.2))
+    fig, ax = pyplot().subplots(figsize=(HALF_W, 1.2))
     ax.axis("off")
-    ax.text(
-        0.5,
-        0.62,
-        mpl_text(title),
-        ha="center",
-        va="center",
-        fontsize=9,
-        weight="bold",
-        transform=ax.transAxes,
-    )
+    kw = dict(ha="center", transform=ax.transAxes)
+    ax.text(0.5, 0.62, mpl_text(title), va="center", fontsize=9, weight="bold", **kw)
     short = reason if len(reason) <= 400 else reason[:400] + " ..."
-    ax.text(
-        0.5,
-        0.3,
-        mpl_text("no data: " + textwrap.fill(short, 90)),
-        ha="center",
-        va="top",
-        fontsize=6.5,
-        transform=ax.transAxes,
-    )
+    text = mpl_text("no data: " + textwrap.fill(short, 90))
+    ax.text(0.5, 0.3, text, va="top", fontsize=6.5, **kw)
     return fig
 
 
 def save_figure(
-    fig: Any,
-    outdir: Path,
-    stem: str,
-    caption: str,
-    sources: Sequence[str],
-    no_data: str | None = None,
+    fig: Any, outdir: str | Path, stem: str, caption: str, sources: Sequence[str], no_data=None
 ) -> list[Path]:
     """``<stem>.pdf``, ``<stem>.png`` and ``<stem>.json`` (caption, sources, no-data reason)."""
-    plt = pyplot()
+    outdir, paths = Path(outdir), []
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
     try:
         for ext, kw in (("pdf", {"metadata": {"CreationDate": None}}), ("png", {"dpi": DPI})):
-            path = outdir / f"{stem}.{ext}"
-            with atomic_path(path) as tmp:
+            with atomic_path(outdir / f"{stem}.{ext}") as tmp:
                 fig.savefig(tmp, format=ext, **kw)
-            paths.append(path)
+            paths.append(outdir / f"{stem}.{ext}")
     finally:
-        plt.close(fig)
-    meta = outdir / f"{stem}.json"
-    write_json(
-        meta, {"stem": stem, "caption": caption, "sources": list(sources), "no_data": no_data}
-    )
-    paths.append(meta)
-    return paths
+        pyplot().close(fig)
+    meta = {"stem": stem, "caption": caption, "sources": list(sources), "no_data": no_data}
+    write_json(outdir / f"{stem}.json", meta)
+    return paths + [outdir / f"{stem}.json"]

@@ -1,57 +1,49 @@
 """Where a workflow's compute went: wall and CPU seconds per stage, from Snakemake's benchmark
 files (``<results>/benchmarks/<kind>/...tsv``, one per job; the last row of a file is its last
-attempt)."""
+attempt). One frame (:func:`timing`) that the markdown page, the report and ``qgvae timing``
+render."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-from dataclasses import dataclass
 from pathlib import Path
 
-# benchmark folder -> stage
-STAGES = {
-    "train": "train",
-    "reconstruct": "reconstruct",
-    "floor": "reconstruct",
-    "evaluate": "evaluate",
-    "prior_encode": "generation",
-    "prior_train": "generation",
-    "prior_sample": "generation",
-    "prior_evaluate": "generation",
-    "render": "render",
-}
+import pandas as pd
+
+# benchmark folder -> stage (anything else: "other")
+STAGES = {"train": "train", "reconstruct": "reconstruct", "floor": "reconstruct"}
+STAGES |= {"evaluate": "evaluate", "render": "render"}
+STAGES |= {f"prior_{s}": "generation" for s in ("encode", "train", "sample", "evaluate")}
 ORDER = ("train", "reconstruct", "evaluate", "generation", "render", "other")
+NOTE = (
+    "wall-s is summed over jobs, which run side by side; CPU-s is what psutil sampled for each "
+    "job's processes: Snakemake's own bookkeeping is not included"
+)
 
 
-@dataclass
-class Stage:
-    jobs: int = 0
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-
-
-def _last_row(path: Path) -> dict[str, str] | None:
-    rows = list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
-    return rows[-1] if rows else None
-
-
-def timing(results: str | Path) -> dict[str, Stage]:
-    """``{stage: Stage}`` summed over every benchmark file under ``results/benchmarks``."""
+def jobs(results: str | Path) -> pd.DataFrame:
+    """One row per benchmark file: stage, wall ``s``, ``cpu_time`` ("NA": 0) and end time."""
     root = Path(results) / "benchmarks"
-    out = {name: Stage() for name in ORDER}
+    rows = []
     for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
-        row = _last_row(path)
-        if row is None:
+        table = pd.read_csv(path, sep="\t")
+        if table.empty:
             continue
-        kind = path.relative_to(root).parts[0]
-        stage = out[STAGES.get(kind.removesuffix(".tsv"), "other")]
-        stage.jobs += 1
-        stage.wall_s += float(row.get("s") or 0.0)
-        with contextlib.suppress(ValueError):  # "NA" when a job was too short to sample
-            stage.cpu_s += float(row.get("cpu_time") or 0.0)
-    return {k: v for k, v in out.items() if v.jobs}
+        last = table.iloc[-1]
+        kind = path.relative_to(root).parts[0].removesuffix(".tsv")
+        cpu = pd.to_numeric(last.get("cpu_time"), errors="coerce")  # NA: too short to sample
+        wall = float(last.get("s") or 0.0)
+        end = path.stat().st_mtime  # written when the job ends
+        rows.append([STAGES.get(kind, "other"), wall, 0.0 if pd.isna(cpu) else cpu, end])
+    return pd.DataFrame(rows, columns=["stage", "wall_s", "cpu_s", "end"])
+
+
+def timing(results: str | Path) -> pd.DataFrame:
+    """``jobs``, ``wall_s`` and ``cpu_s`` summed per stage (index, in pipeline order)."""
+    table = jobs(results)
+    sums = table.groupby("stage").agg(
+        jobs=("wall_s", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum")
+    )
+    return sums.reindex([s for s in ORDER if s in sums.index])
 
 
 def elapsed_wall(results: str | Path) -> float | None:
@@ -59,19 +51,11 @@ def elapsed_wall(results: str | Path) -> float | None:
     benchmark file is written when its job ends, its mtime, after running ``s`` seconds). A
     pause between jobs, or a table re-rendered an hour later, adds only its own job time, not
     the gap before it. None without benchmark files."""
-    root = Path(results) / "benchmarks"
-    spans = []
-    for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
-        row = _last_row(path)
-        if row is None:
-            continue
-        end = path.stat().st_mtime
-        with contextlib.suppress(ValueError):
-            spans.append((end - float(row.get("s") or 0.0), end))
-    if not spans:
+    table = jobs(results)
+    if table.empty:
         return None
     busy, reach = 0.0, float("-inf")
-    for start, end in sorted(spans):
+    for start, end in sorted(zip(table.end - table.wall_s, table.end)):
         if end > reach:
             busy += end - max(start, reach)
             reach = end
@@ -81,19 +65,9 @@ def elapsed_wall(results: str | Path) -> float | None:
 def timing_text(results: str | Path) -> str:
     """A plain-text table of :func:`timing` (what ``qgvae timing`` prints)."""
     stages = timing(results)
-    lines = [f"{'stage':<12} {'jobs':>5} {'wall-s':>9} {'CPU-s':>9}"]
-    total = Stage()
-    for name, s in stages.items():
-        lines.append(f"{name:<12} {s.jobs:>5} {s.wall_s:>9.1f} {s.cpu_s:>9.1f}")
-        total.jobs += s.jobs
-        total.wall_s += s.wall_s
-        total.cpu_s += s.cpu_s
-    lines.append(f"{'all jobs':<12} {total.jobs:>5} {total.wall_s:>9.1f} {total.cpu_s:>9.1f}")
+    stages.loc["all jobs"] = stages.sum()
+    text = stages.astype({"jobs": int}).to_string(float_format=lambda x: f"{x:.1f}")
     span = elapsed_wall(results)
     if span is not None:
-        lines.append(f"elapsed: {span:.1f} s of wall time with at least one job running")
-    lines.append(
-        "(wall-s is summed over jobs, which run side by side; CPU-s is what psutil sampled for "
-        "each job's processes: Snakemake's own bookkeeping is not included)"
-    )
-    return "\n".join(lines)
+        text += f"\nelapsed: {span:.1f} s of wall time with at least one job running"
+    return text + f"\n({NOTE})"

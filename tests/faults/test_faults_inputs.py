@@ -167,8 +167,13 @@ def test_report_latex_failure_is_one_line_naming_its_log(tmp_path, tally, monkey
     monkeypatch.setattr(report, "write_report_tex", lambda *a, **k: a[3].write_text("x"))
     monkeypatch.setattr(report, "find_tex", lambda: ("pdflatex", "/usr/bin/pdflatex"))
     monkeypatch.setattr(report, "build_pdf", lambda tex, pdf: (False, "! Undefined control"))
+    import pandas as pd
+
+    from qgvae.rendering.summary import COLUMNS, write_summary
+
+    summary = write_summary(pd.DataFrame(columns=COLUMNS), tmp_path / "summary.csv")
     out = tmp_path / "report.pdf"
-    res = run_cli("report", "--plan", plan, "--paper", paper, "--out", out)
+    res = run_cli("report", "--plan", plan, "--paper", paper, "--summary", summary, "--out", out)
     log = tmp_path / "report.build.log"
     refused(res, command="report", code=1, names=["LaTeX failed", str(log), "--no-build"])
     assert log.read_text() == "! Undefined control" and not out.exists()

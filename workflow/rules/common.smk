@@ -283,6 +283,16 @@ def plan_file(table=None):
     return f"{RESULTS}/plan.json" if table is None else f"{RESULTS}/plans/{table}.json"
 
 
+def summary_file(table=None):
+    """The summary table (`qgvae collect`) of the whole plan, or of one table's runs."""
+    return f"{RESULTS}/summary.csv" if table is None else f"{RESULTS}/summaries/{table}.csv"
+
+
+def summary_flag(wildcards, input):
+    """`--summary CSV` of a figure rule's input, shell-quoted (FIGURE_CMD)."""
+    return shell_words(["--summary", input.summary])
+
+
 # ---- tables, figures, targets ----------------------------------------------------------------
 def table_file(table):
     return f"{REPORTS}/targets/{table}/tables.tex"
@@ -350,7 +360,7 @@ def target_files(table):
 
 
 def all_files():
-    files = [f"{REPORTS}/report.tex", f"{REPORTS}/tables.tex"]
+    files = [summary_file(), f"{REPORTS}/report.tex", f"{REPORTS}/tables.tex"]
     if MARKDOWN:
         files.append(MARKDOWN["out"])
     for table in TABLES:

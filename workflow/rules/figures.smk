@@ -2,12 +2,13 @@
 #   recon_grid_<dataset>  Table 1's methods side by side on test images (Table 1's runs)
 #   ablation_<axis>       one ablation axis (that ablation's runs)
 #   progressive, token_influence, code_usage, training_curves, rate_distortion (every run)
-# Each figure gets the plan of exactly the runs it reads, and those runs' outputs as input.
-# Beside each figure, NAME.json holds its caption and sources (read by `qgvae report`).
+# Each figure gets the plan and the summary table of exactly the runs it reads, and those runs'
+# outputs (images, logs) as input. Beside each figure, NAME.json holds its caption and sources
+# (read by `qgvae report`).
 
 FIGURE_CMD = (
     "qgvae figures --plan {input.plan:q} --paper {input.paper:q} --outdir {params.outdir:q}"
-    " --only {params.name:q} {params.intervals} > {log:q} 2>&1"
+    " --only {params.name:q} {params.summary} {params.intervals} > {log:q} 2>&1"
 )
 
 
@@ -15,6 +16,7 @@ rule recon_grid:
     input:
         plan=plan_file("table1"),
         paper=PAPER_VALUES,
+        summary=summary_file("table1"),
         runs=recon_grid_inputs,
     output:
         **figure_outputs("recon_grid_{dataset}", "recon_grid.rst", "Table 1"),
@@ -31,6 +33,7 @@ rule recon_grid:
     params:
         name="recon_grid_{dataset}",
         intervals="",
+        summary=summary_flag,
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
@@ -40,6 +43,7 @@ rule ablation_figure:
     input:
         plan=plan_file("ablation_{axis}"),
         paper=PAPER_VALUES,
+        summary=summary_file("ablation_{axis}"),
         runs=ablation_figure_inputs,
     output:
         **figure_outputs("ablation_{axis}", "ablation_figure.rst", "Ablations"),
@@ -56,6 +60,7 @@ rule ablation_figure:
     params:
         name="ablation_{axis}",
         intervals="",
+        summary=summary_flag,
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD
@@ -65,6 +70,7 @@ rule summary_figure:
     input:
         plan=plan_file(),
         paper=PAPER_VALUES,
+        summary=summary_file(),
         runs=run_files(runs_for(PLAN), *RUN_OUTPUTS) + floor_metrics(runs_for(PLAN)),
         intervals=lambda wildcards: INTERVALS if wildcards.figure == "rate_distortion" else [],
     output:
@@ -81,6 +87,7 @@ rule summary_figure:
         **job_resources("summary"),
     params:
         name="{figure}",
+        summary=summary_flag,
         intervals=lambda wildcards, input: shell_words(
             ["--intervals", input.intervals] if input.intervals else []
         ),

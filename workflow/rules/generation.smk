@@ -139,6 +139,7 @@ rule generation_figure:
     params:
         name="{gfigure}",
         intervals="",  # FIGURE_CMD's bootstrap flag: only the rate-distortion figure has one
+        summary="",  # gFID and samples: no numbers of the summary table
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD

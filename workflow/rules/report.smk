@@ -6,6 +6,7 @@
 rule report_document:
     input:
         plan=plan_file(),
+        summary=summary_file(),
         tables=f"{REPORTS}/tables.tex",
         figures=[f for name in FIGURES for f in figure_files(name)],
         paper=PAPER_VALUES,
@@ -25,8 +26,8 @@ rule report_document:
         figdir=lambda wildcards, input: os.path.dirname(input.figures[0]),
         pdf=lambda wildcards, output: os.path.splitext(output.tex)[0] + ".pdf",
     shell:
-        "qgvae report --plan {input.plan:q} --tables {input.tables:q} --figures {params.figdir:q}"
-        " --paper {input.paper:q} --out {params.pdf:q} > {log:q} 2>&1"
+        "qgvae report --plan {input.plan:q} --summary {input.summary:q} --tables {input.tables:q}"
+        " --figures {params.figdir:q} --paper {input.paper:q} --out {params.pdf:q} > {log:q} 2>&1"
 
 
 # The results as one Markdown page (config `markdown`, e.g. docs/results/mnist-cpu.md): after
@@ -36,6 +37,7 @@ if MARKDOWN:
     rule markdown:
         input:
             plan=plan_file(),
+            summary=summary_file(),
             report=f"{REPORTS}/report.tex",
             differences=DIFFERENCES,
             figures=[f for name in FIGURES for f in figure_files(name)],
@@ -64,6 +66,7 @@ if MARKDOWN:
             results=RESULTS,
         shell:
             "qgvae markdown --plan {input.plan:q} --paper {input.paper:q} --out {output:q}"
+            " --summary {input.summary:q}"
             " --title {params.title:q} --command {params.command:q} --results {params.results:q}"
             " --figures {params.figdir:q} --differences {input.differences:q}"
             " {params.reading:q} > {log:q} 2>&1"

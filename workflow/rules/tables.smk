@@ -44,12 +44,60 @@ rule table_plan:
         " --out {output.plan:q} > {log:q} 2>&1"
 
 
+# The results as one long table (README: summary.csv), one row per run x protocol x metric: every
+# table, figure, page and the report reads its numbers from it. summary.csv holds every run of
+# the plan; summaries/<table>.csv the runs of one table, so that one target needs only its runs.
+rule collect:
+    input:
+        plan=plan_file(),
+        metrics=run_files(runs_for(PLAN), "metrics.json") + floor_metrics(runs_for(PLAN)),
+    output:
+        summary=report(
+            summary_file(),
+            caption="../report/summary.rst",
+            category="Results",
+            labels={"table": "summary.csv"},
+        ),
+    log:
+        f"{RESULTS}/logs/collect.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/collect.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    shell:
+        "qgvae collect --plan {input.plan:q} --out {output.summary:q} > {log:q} 2>&1"
+
+
+rule table_collect:
+    input:
+        plan=plan_file("{table}"),
+        metrics=table_metrics,
+    output:
+        summary=summary_file("{table}"),
+    log:
+        f"{RESULTS}/logs/collect/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/collect/{{table}}.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    shell:
+        "qgvae collect --plan {input.plan:q} --out {output.summary:q} > {log:q} 2>&1"
+
+
 # The tables of one target (table1, table2, ablation_<axis>), from that target's runs only.
 rule table:
     input:
         plan=plan_file("{table}"),
         paper=PAPER_VALUES,
-        metrics=table_metrics,
+        summary=summary_file("{table}"),
         differences=lambda wildcards: DIFFERENCES if wildcards.table == "table1" else [],
     output:
         tex=report(
@@ -76,8 +124,8 @@ rule table:
         ),
     shell:
         # params.differences: already shell-quoted (shell_words), empty except for table1
-        "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
-        " --outdir {params.outdir:q} {params.differences} > {log:q} 2>&1"
+        "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --summary {input.summary:q}"
+        " --out {output.tex:q} --outdir {params.outdir:q} {params.differences} > {log:q} 2>&1"
 
 
 # Every table in one document: reports/tables.tex (fragments in reports/tables/).
@@ -86,7 +134,7 @@ rule tables:
         plan=plan_file(),
         paper=PAPER_VALUES,
         differences=DIFFERENCES,
-        metrics=run_files(runs_for(PLAN), "metrics.json") + floor_metrics(runs_for(PLAN)),
+        summary=summary_file(),
         generation=generation_metrics(),  # the generation table's results (if configured)
     output:
         tex=report(
@@ -109,8 +157,9 @@ rule tables:
     params:
         outdir=lambda wildcards, output: os.path.splitext(output.tex)[0],
     shell:
-        "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --out {output.tex:q}"
-        " --outdir {params.outdir:q} --differences {input.differences:q} > {log:q} 2>&1"
+        "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --summary {input.summary:q}"
+        " --out {output.tex:q} --outdir {params.outdir:q} --differences {input.differences:q}"
+        " > {log:q} 2>&1"
 
 
 # Paired bootstrap intervals of every Table-1 comparison and of each rate-distortion cell,

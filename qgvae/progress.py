@@ -61,6 +61,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.every = interval_seconds() if every is None else every
         self.values: dict[str, Any] = {}
+        self.shown = -1  # the count of the last line printed
         self.t0 = self.t_last = time.perf_counter()
         tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
         self.bar = None
@@ -108,12 +109,13 @@ class Progress:
 
     def _line(self, now: float) -> None:
         print(self.line(), file=self.stream, flush=True)
+        self.shown = self.done
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.every and self.done > self.start_done:
+        elif self.every and self.done > self.start_done and self.shown != self.done:
             self._line(time.perf_counter())
         self.every = 0.0  # closed: no further lines
 

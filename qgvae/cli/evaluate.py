@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +22,47 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ImagesProgress:
+    """``evaluate_run``'s progress callback as a :class:`~qgvae.progress.Progress`: a bar on a
+    terminal, else a line every ``QGVAE_PROGRESS_SECONDS`` (a Snakemake or SLURM log)."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.bar = what, None
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        from ..progress import Progress
+
+        if self.bar is None:
+            self.bar = Progress(total, what=self.what, unit="image")
+        self.bar.update(done - self.bar.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import METRICS_FILE, PER_IMAGE_FILE, evaluate_run
     from ..evaluation.evaluator import evaluation_inputs, is_current
-
-    def progress(done: int, total: int, seconds: float) -> None:
-        print(f"  {done}/{total} images, {seconds:.0f} s", file=sys.stderr, flush=True)
 
     settings = dict(protocols=args.protocols, fid_n=args.fid_n, floor_dir=args.floor)
     for run_dir in args.run_dir:  # several runs share one process: networks load once
         if args.skip_current and is_current(run_dir, evaluation_inputs(run_dir, **settings)):
             print(f"{run_dir}: metrics.json is current (same inputs and settings); skipped")
             continue
-        res = evaluate_run(
-            run_dir,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=progress,
-            features_cache=args.features_cache,
-            backend=args.backend,
-            **settings,
-        )
+        progress = _ImagesProgress(f"evaluate {run_dir}")
+        try:
+            res = evaluate_run(
+                run_dir,
+                batch_size=args.batch_size,
+                device=args.device,
+                progress=progress,
+                features_cache=args.features_cache,
+                backend=args.backend,
+                **settings,
+            )
+        finally:
+            progress.close()
         print(
             f"{run_dir}: n_images={res['n_images']}  dataset={res['dataset']}  "
             f"method={res['method']}"

@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import RunFolderError
 from ..io import write_json, write_text
 from ..machine import git_commit, hardware, now, package_versions, resolve_device
+from .currency import METRICS_FILE, PER_IMAGE_FILE, evaluation_inputs, is_current
 from .feature_cache import FeatureCache
 from .fid import InceptionFeatures
 from .image_metrics import LPIPSMetric, check_images
@@ -49,10 +50,8 @@ from .usage import code_usage
 from .weights import ensure_weights, lpips_linear_weights_path
 
 __all__ = ["FEATURES_FILE", "METRICS_FILE", "PER_IMAGE_FILE", "evaluate_run", "load_run"]
-__all__ += ["metric_models", "rfid_from_features"]
+__all__ += ["metric_models", "rfid_from_features", "evaluation_inputs", "is_current"]
 
-METRICS_FILE = "metrics.json"
-PER_IMAGE_FILE = "metrics_per_image.csv"
 OPTIONAL_KEYS = ("bits_measured", "tokens_used")
 RECONSTRUCTIONS_KEYS = ("originals", "reconstructions", "codes", "codebook_size", "bits_per_image")
 
@@ -363,42 +362,6 @@ def evaluate_run(
     out = _jsonable(out)
     write_json(job.run / METRICS_FILE, out)
     return out
-
-
-def evaluation_inputs(
-    run_dir: str | Path,
-    *,
-    protocols: Sequence[str] = PROTOCOLS,
-    fid_n: int | None = None,
-    floor_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """What a run's metrics.json depends on: the sha256 of its reconstructions (and of the
-    floor's), the protocols and fid_n. Recorded as metrics.json's ``inputs``."""
-    from ..io import hash_file
-
-    floor = None if floor_dir is None else Path(floor_dir) / "reconstructions.npz"
-    return {
-        "reconstructions_sha256": hash_file(Path(run_dir) / "reconstructions.npz"),
-        "floor_sha256": hash_file(floor) if floor is not None and floor.is_file() else None,
-        "protocols": list(normalize_protocols(protocols)),
-        "fid_n": fid_n,
-        "protocol_notes_sha256": _notes_digest(),
-    }
-
-
-def _notes_digest() -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(PROTOCOL_NOTES).encode()).hexdigest()[:16]
-
-
-def is_current(run_dir: str | Path, inputs: dict[str, Any]) -> bool:
-    """Whether ``run_dir/metrics.json`` was computed from exactly ``inputs``."""
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        return json.loads(path.read_text()).get("inputs") == inputs
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _measured_rate(data: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import torch
 from .. import machine
 from ..data import DeviceLoader, dataset_info
 from ..methods import build_model
-from ..plan import training_digest
+from ..runs import training_digest
 from .precision import Precision, cpu_bf16_native
 from .schedule import make_optimizer
 from .step import Step

@@ -112,6 +112,8 @@ class VQWAE(GridAutoencoder):
         sinkhorn_eps: float = 0.01,
         sinkhorn_iters: int = 200,
         sinkhorn_scale: str = "centred",
+        newton_eps: float = 0.003,
+        newton_iters: int = 14,
     ) -> None:
         super().__init__(
             in_channels=in_channels,
@@ -134,10 +136,13 @@ class VQWAE(GridAutoencoder):
             )
         if sinkhorn_eps <= 0 or sinkhorn_iters < 1:
             raise ValueError("sinkhorn_eps must be > 0 and sinkhorn_iters >= 1")
+        if newton_eps <= 0 or newton_iters < 1:
+            raise ValueError("newton_eps must be > 0 and newton_iters >= 1")
         self.beta, self.kl_weight = float(beta), float(kl_weight)
         self.ot_solver, self.ot_scope = ot_solver, ot_scope
         self.sinkhorn_eps, self.sinkhorn_iters = float(sinkhorn_eps), int(sinkhorn_iters)
         self.sinkhorn_scale = sinkhorn_scale
+        self.newton_eps, self.newton_iters = float(newton_eps), int(newton_iters)
         self.quantiser = VectorQuantiser(
             num_tokens=self.cells,
             dim=code_dim,
@@ -163,8 +168,10 @@ class VQWAE(GridAutoencoder):
         """``pi``: ``[K]`` (global) or ``[cells, K]`` (position), float32."""
         return torch.softmax(self.codebook_weight.float(), dim=-1)
 
-    def ot_losses(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """``(ot, kl)`` loss terms for latents ``z [B, cells, D]`` (see module docstring)."""
+    def ot_losses(self, z: Tensor, info: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """``(ot, kl)`` loss terms for latents ``z [B, cells, D]`` (see module docstring);
+        ``info`` receives the solver's ``"marginal_error"`` per problem (see
+        :func:`baselines.transport.wasserstein`)."""
         with torch.autocast(device_type=z.device.type, enabled=False):
             pi = self.codeword_weights()
             if self.ot_scope == "global":
@@ -186,6 +193,9 @@ class VQWAE(GridAutoencoder):
                 iters=self.sinkhorn_iters,
                 scale=self.sinkhorn_scale,
                 num_itermax=num_itermax,
+                newton_eps=self.newton_eps,
+                newton_iters=self.newton_iters,
+                info=info,
             ).sum()
             k = self.codebook_size
             kl = (pi * (torch.log(pi.clamp_min(1e-30)) + math.log(k))).sum() / k
@@ -198,11 +208,14 @@ class VQWAE(GridAutoencoder):
         q = straight_through(z.float(), e)
         recon = self.decode_tokens(q.to(z.dtype))
         losses = {"mse": F.mse_loss(recon.float(), x.float())}
+        stats = {"perplexity": code_perplexity(codes, self.codebook_size)}
         if self.training:
-            losses["ot"], losses["kl"] = self.ot_losses(z)
+            info: dict[str, Tensor] = {}
+            losses["ot"], losses["kl"] = self.ot_losses(z, info=info)
+            # how far the solver got: mean L1 marginal error of its plans (Newton: before the
+            # rounding; 0 at convergence), logged without a synchronisation
+            stats["ot_marginal_error"] = info["marginal_error"].mean().detach()
         else:  # no OT solve in evaluation (the code returns 0 there too)
             zero = recon.new_zeros((), dtype=torch.float32)
             losses["ot"], losses["kl"] = zero, zero
-        return ModelOutput(
-            recon, losses, codes, {"perplexity": code_perplexity(codes, self.codebook_size)}
-        )
+        return ModelOutput(recon, losses, codes, stats)

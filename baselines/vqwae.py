@@ -113,7 +113,7 @@ class VQWAE(GridAutoencoder):
         sinkhorn_iters: int = 200,
         sinkhorn_scale: str = "centred",
         newton_eps: float = 0.003,
-        newton_iters: int = 14,
+        newton_iters: int = 12,
     ) -> None:
         super().__init__(
             in_channels=in_channels,

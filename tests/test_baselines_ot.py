@@ -258,7 +258,8 @@ def test_newton_gradient_agrees_with_exact_at_production_size(regime):
 @pytest.mark.slow
 @pytest.mark.parametrize("regime", ["init", "trained"])
 def test_newton_gradient_agrees_with_exact_over_20_batches(regime):
-    """The acceptance bar: 64 positions x 20 batches (1,280 problems; 8-10 CPU-s a regime)."""
+    """The acceptance bar: 64 positions x 20 batches (1,280 problems; 6-8 CPU-s a regime at one
+    thread, 45-55 s wall with 2 threads on the loaded 2-core machine)."""
     [(per_latent, whole)] = _newton_agreement(regime, 20)
     assert per_latent >= 0.99 and whole >= 0.99, (per_latent, whole)
 

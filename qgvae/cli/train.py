@@ -98,6 +98,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .evaluate import bench_eval
 
         return bench_eval(args)
+    if args.what == "transport":
+        return _bench_transport(args)
 
     from ..io import write_json
     from ..machine import hardware, package_versions, tune_cpu_allocator
@@ -153,6 +155,67 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_transport(args: argparse.Namespace) -> int:
+    """``qgvae bench transport``: see :func:`qgvae.training.bench.bench_transport`."""
+    import torch
+    import yaml
+
+    from ..config import check_buildable, deep_merge
+    from ..errors import ConfigError
+    from ..io import write_json
+    from ..machine import hardware, package_versions, resolve_device, tune_cpu_allocator
+    from ..runs import resolve_run
+    from ..training.bench import bench_transport
+    from .common import need_file
+
+    allocator = tune_cpu_allocator()
+    path = args.workflow_config or "config/config.yaml"
+    try:
+        wcfg = yaml.safe_load(need_file("workflow config", path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"workflow config {path} is not valid YAML: {exc}") from None
+    where = f"qgvae bench transport ({path})"
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1; got {args.rounds}")
+    reference = resolve_run(wcfg, args.dataset, "vqvae", None, 0, where)
+    vqwae = resolve_run(wcfg, args.dataset, "vqwae", None, 0, where)
+    for solver in args.solvers:  # an unknown solver stops here, before any timing
+        check_buildable(deep_merge(vqwae, {"model": {"ot_solver": solver}}))
+    device = resolve_device((args.devices or ["cpu"])[0])
+    steps = args.steps_gpu if device.type == "cuda" else args.steps_cpu
+    print(
+        f"qgvae bench transport: the VQ-WAE step with each OT solver against the VQ-VAE step, "
+        f"{args.dataset} settings of {path} ({vqwae['model']['ot_scope']} scope), synthetic "
+        f"input, eager fp32, {steps} steps x {args.rounds} interleaved rounds (medians), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, allocator {allocator}"
+    )
+
+    def show(r: dict[str, Any]) -> None:
+        name = r["method"] + (f" ({r['ot_solver']})" if r["ot_solver"] != "-" else "")
+        print(
+            f"{r['device']:>6} {name:<18} {r['step_ms']:8.1f} ms/step  {r['ratio']:5.2f}x   "
+            f"model-only {r['model_only_step_ms']:8.1f} ms  {r['model_only_ratio']:5.2f}x",
+            flush=True,
+        )
+
+    rows = bench_transport(
+        reference,
+        vqwae,
+        args.solvers,
+        device,
+        steps=steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        on_row=show,
+    )
+    if args.json:
+        write_json(
+            args.json,
+            {"rows": rows, "config": path, "versions": package_versions(), "hardware": hardware()},
+        )
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     p = add(
         sub,
@@ -186,15 +249,19 @@ def add_parsers(sub: Any) -> None:
         "paper setting, batch 32) with synthetic input: eager vs compiled, fp32 vs bf16 (CUDA "
         "only), and the share of step time spent outside the model. eval: CPU-s per image of "
         "every evaluation stage, and the harness's Inception / LPIPS against pytorch-fid's "
-        "get_activations loop and lpips' module on the same images and threads.",
+        "get_activations loop and lpips' module on the same images and threads. transport: "
+        "the VQ-WAE step with each OT solver (--solvers) as a ratio to the VQ-VAE step of the "
+        "same workflow config (--config, default config/config.yaml) and --dataset, measured "
+        "in the same run.",
     )
     b.add_argument(
         "what",
         nargs="?",
-        choices=["train", "eval"],
+        choices=["train", "eval", "transport"],
         default="train",
         help="train: training images/s (default); eval: evaluation CPU-s per image by stage, "
-        "and the fast Inception / LPIPS paths against pytorch-fid's and lpips' own loops",
+        "and the fast Inception / LPIPS paths against pytorch-fid's and lpips' own loops; "
+        "transport: VQ-WAE's step per OT solver against VQ-VAE's",
     )
     b.add_argument(
         "--config",
@@ -204,14 +271,31 @@ def add_parsers(sub: Any) -> None:
     b.add_argument(
         "--workflow-config",
         help="train: measure the distinct training configurations of this workflow config "
-        "(default: config/config.yaml, Table 1 on MNIST)",
+        "(default: config/config.yaml, Table 1 on MNIST); transport: the workflow config whose "
+        "vqvae and vqwae entries are timed (default: config/config.yaml)",
     )
     b.add_argument("--plan", help="train: the same from a plan file (qgvae plan)")
     b.add_argument("--table", help="train: only this table's runs (default: table1)")
     b.add_argument("--datasets", nargs="+", help="train: only these datasets (default: mnist)")
     b.add_argument("--methods", nargs="+", help="train: only these methods")
     b.add_argument("--images", type=int, default=100, help="eval: images per measurement")
-    b.add_argument("--dataset", default="cifar10", help="eval: image shape of this dataset")
+    b.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="eval: image shape of this dataset; transport: the dataset whose settings are timed",
+    )
+    b.add_argument(
+        "--solvers",
+        nargs="+",
+        default=["exact", "newton"],
+        help="transport: VQ-WAE's OT solvers to time (baselines.transport.SOLVERS)",
+    )
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="transport: interleaved rounds of every measurement (the medians are printed)",
+    )
     b.add_argument(
         "--backend",
         default="auto",

@@ -22,6 +22,7 @@ synchronise only at the start and end of each loop.
 
 from __future__ import annotations
 
+import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -220,4 +221,56 @@ def run_bench(
                 if on_row is not None:
                     on_row(row)
                 torch._dynamo.reset()  # each compiled row compiles its own model afresh
+    return rows
+
+
+def bench_transport(
+    reference: dict[str, Any],
+    vqwae: dict[str, Any],
+    solvers: list[str],
+    device: torch.device,
+    *,
+    steps: int,
+    warmup: int,
+    rounds: int,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """VQ-WAE's training step with each OT solver against the step of ``reference`` (VQ-VAE on
+    the same network and data), all measured in this run: ``reference`` and the resolved run
+    config ``vqwae`` with ``model.ot_solver`` set to each of ``solvers``, eager fp32, timed by
+    :func:`measure` in ``rounds`` interleaved rounds (so that a load on a shared machine falls
+    on all of them); each row has the median over the rounds and its ratio to the reference's.
+    ``on_row`` sees the rows once all are measured (the ratios need the reference)."""
+    entries = [("reference", reference)] + [
+        (s, {**vqwae, "model": {**vqwae["model"], "ot_solver": s}}) for s in solvers
+    ]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in entries}
+    for _ in range(rounds):
+        for name, cfg in entries:
+            r = measure(cfg, device, compiled=False, precision="fp32", steps=steps, warmup=warmup)
+            times[name].append((r["step_ms"], r["model_only_step_ms"]))
+
+    def median(name: str, i: int) -> float:
+        return statistics.median(t[i] for t in times[name])
+
+    base_full, base_model = median("reference", 0), median("reference", 1)
+    rows = []
+    for name, cfg in entries:
+        full, model_only = median(name, 0), median(name, 1)
+        rows.append(
+            {
+                "method": cfg["method"],
+                "ot_solver": cfg["model"].get("ot_solver", "-") if name != "reference" else "-",
+                "device": str(device),
+                "step_ms": full,
+                "model_only_step_ms": model_only,
+                "ratio": full / base_full,
+                "model_only_ratio": model_only / base_model,
+                "steps": steps,
+                "rounds": rounds,
+                "all_step_ms": [t[0] for t in times[name]],
+            }
+        )
+        if on_row is not None:
+            on_row(rows[-1])
     return rows

@@ -8,7 +8,16 @@ import torch
 
 from qgvae.evaluation import image_metrics, torch_metrics
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ],
+    ),
+]
 
 
 def _pairs(c, h, w, n=6, seed=0):

@@ -198,3 +198,21 @@ def test_a_failing_event_writer_is_one_warning(tmp_path, photos_root, tiny_run):
         meta = trainer.train(tiny_run(), run)
     assert meta["status"] == "finished"
     assert sum("TensorBoard" in str(w.message) for w in caught) == 1
+
+
+# -- on a GPU (.ci/gpu.sh runs these with -m cuda) -------------------------------------------
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_cuda_run_stops_resumes_and_moves_to_the_cpu(tmp_path, photos_root, tiny_run, compiled):
+    cfg = tiny_run(device="cuda:0", compile=compiled, amp="bf16")
+    run = tmp_path / "gpu"
+    trainer.train(cfg, run, stop_after=2)
+    blob = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert blob["rng"]["cuda"]["device"] == 0 and blob["rng"]["cuda"]["state"].device.type == "cpu"
+    meta = trainer.train(cfg, run, stop_after=4)  # resumed on the GPU: nothing to note
+    assert "note" not in meta["attempts"][-1] and meta["precision"]["autocast"] == "bfloat16"
+    assert meta["hardware"]["gpu"] == torch.cuda.get_device_name(0)
+    meta = trainer.train(dict(cfg, train={**cfg["train"], "device": "cpu"}), run)  # to the CPU
+    assert meta["status"] == "finished" and meta["resumed_from"] == [2, 4]
+    assert "not restored: this attempt runs on cpu" in meta["attempts"][-1]["note"]

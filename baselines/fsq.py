@@ -8,10 +8,13 @@ values (straight-through rounding); the implicit codebook is the grid of all com
 cell codes ``log2(prod(levels))`` bits; a Linear ``project_out`` maps back to ``code_dim``. No
 codebook, no auxiliary loss: the only loss term is ``mse``.
 
-Rate: ``cells * log2(prod(levels))`` bits (:meth:`FSQVAE.bits_per_image`); ``codebook_size`` is
-``prod(levels)``. Table 1's 576 bits: levels (8, 8, 8) = 512 codes on the 8x8 grid (64 x 9).
+Rate: ``cells * log2(prod(levels))`` bits (:meth:`FSQVAE.bits_per_image`). ``codebook_size``
+states the asked codebook (as for every other method) and must equal ``prod(levels)``, so that
+levels that miss the asked rate stop the plan with one line naming both keys. Table 1's 576
+bits: levels (8, 8, 8) = 512 codes on the 8x8 grid (64 x 9).
 
 Settings (constructor arguments, recorded in the run's config.yaml):
+    ``codebook_size``     512, must equal ``prod(levels)``;
     ``levels``            quantisation levels per projected dimension (default (8, 8, 8); the
                           FSQ paper's recommendation for 2^9 codes is not given, 8^3 is exact);
     ``preserve_symmetry`` the library's symmetry-preserving bound (Sec. 3.2 of arXiv 2411.19842),
@@ -72,6 +75,7 @@ class FSQVAE(LibraryQuantisedGrid):
         code_dim: int = 64,
         network: str = "grid",
         init: str = "released",
+        codebook_size: int = 512,
         levels: tuple = (8, 8, 8),
         preserve_symmetry: bool = False,
         noise_dropout: float = 0.0,
@@ -79,6 +83,12 @@ class FSQVAE(LibraryQuantisedGrid):
         from vector_quantize_pytorch import FSQ
 
         self.levels = check_levels(levels, preserve_symmetry)
+        if math.prod(self.levels) != codebook_size:
+            raise ValueError(
+                f"model.levels {list(self.levels)} give {math.prod(self.levels)} codes "
+                f"({math.log2(math.prod(self.levels)):.3g} bits), but model.codebook_size asks "
+                f"{codebook_size}: FSQ's codebook is the product of its levels"
+            )
         super().__init__(
             in_channels=in_channels,
             image_size=image_size,
@@ -87,7 +97,7 @@ class FSQVAE(LibraryQuantisedGrid):
             res_channels=res_channels,
             downsample=downsample,
             code_dim=code_dim,
-            codebook_size=math.prod(self.levels),
+            codebook_size=codebook_size,
             network=network,
         )
         self.quantiser = FSQ(

@@ -194,10 +194,11 @@ def check_path(key: str, value: Any) -> None:
         )
 
 
-def check_buildable(cfg: Mapping[str, Any]) -> None:
+def check_buildable(cfg: Mapping[str, Any]) -> Any:
     """Build the model of a resolved run config on the meta device (parameters without memory
     or arithmetic), so that an argument its constructor rejects (e.g. ``heads`` that do not
     divide ``tokens``) is a ConfigError before any work, not a traceback after the data loaded.
+    Returns that (meta) model.
     """
     import torch
 
@@ -205,7 +206,7 @@ def check_buildable(cfg: Mapping[str, Any]) -> None:
 
     try:
         with torch.device("meta"):
-            build_model(cfg)
+            return build_model(cfg)
     except Exception as exc:  # whatever the constructor raises is a configuration error
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ConfigError(

@@ -27,11 +27,11 @@ What this base does for every library quantiser (``self.quantiser``, built by th
   ``[0, codebook_size)``. The rate is ``num_tokens * log2(codebook_size)`` unless a subclass
   overrides :meth:`bits_per_image`.
 
-Subclasses implement ``_quantise(z) -> (out, codes, losses, stats)`` (``z`` float32
+Subclasses implement ``_quantise(z, *, freeze) -> (out, codes, losses, stats)`` (``z`` float32
 ``[B, cells, code_dim]``; ``out`` the library's output; ``codes [B, num_tokens]``; ``losses``
-named loss terms, summed by the trainer with the reconstruction MSE) and ``lookup(codes)``
-(float32 tokens ``[B, cells, code_dim]``), and may set ``freeze`` handling for encoding (an EMA
-codebook must not move while ``encode`` runs).
+named loss terms, summed by the trainer with the reconstruction MSE; ``freeze=True`` when
+``encode`` calls it: an EMA codebook must not move then) and ``lookup(codes)`` (float32 tokens
+``[B, cells, code_dim]``).
 """
 
 from __future__ import annotations

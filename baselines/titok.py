@@ -14,8 +14,9 @@ Model (nanoGPT-style pre-LayerNorm transformer blocks, :class:`Block`):
   only thing that is quantised;
 - quantiser: the harness's :class:`qgvae.models.quantise.VectorQuantiser` with ONE codebook of
   ``codebook_size`` entries shared by all latents (``codebook="shared"``, no per-token offset),
-  nearest codeword, straight-through estimator, codebook initialised U(-1/K, 1/K) (TiTok's
-  VQ), optional gradient-usage resets every ``reset_every`` steps (the QG-VAE authors' reset,
+  nearest codeword, straight-through estimator, codebook initialised U(-1/K, 1/K) (as TiTok's
+  ``VectorQuantizer``; its optional l2 normalisation of latents and codewords is not used),
+  optional gradient-usage resets every ``reset_every`` steps (the QG-VAE authors' reset,
   :meth:`VectorQuantiser.reset_unused`; 0 = off, TiTok has none);
 - decoder: the quantised latents, projected to ``width`` plus their positional embedding,
   follow ``N`` copies of ONE learned mask token (plus the patch positional embedding);

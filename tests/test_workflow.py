@@ -209,7 +209,7 @@ def test_modern_target_schedules_its_runs_and_their_evaluation(configfile):
     }
     qgvae = {r for r in runs if plan["runs"][r]["method"] == "qgvae"}
     assert runs == (runs - others) | qgvae  # the new methods' runs and QG-VAE's, nothing else
-    assert len(runs - others) == (114 if configfile == PAPER else 12)  # 38 x 3 seeds; 6 x 2
+    assert len(runs - others) == (114 if configfile == PAPER else 6)  # 38 x 3 seeds; 6
     out = dry_run("modern", configfile)
     counts = job_counts(out)
     assert trained_runs(out) == runs and counts["reconstruct"] == len(runs)
@@ -253,10 +253,9 @@ def test_quick_config_has_the_papers_dag_shape(paper_all, quick_all):
     assert all(len(a["values"]) == 2 for a in cfg["ablations"]["axes"].values())
     assert all(r["config"]["train"]["max_steps"] <= 1200 for r in plan["runs"].values())
     # Table 1 (5) + Table 2's DQ-VAE (1; its QG-VAE is the default) + one new run per ablation
-    # axis (6) + the 64-token VQ-VAE of the tokens axis (1) + the 6 new methods of `modern` at
-    # 384 and 96 bits (12; QG-VAE's are the default and the tokens axis's 16) = 25 runs, each
-    # trained once.
-    assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1 + 12
+    # axis (6) + the 64-token VQ-VAE of the tokens axis (1) + the 6 new methods of `modern`
+    # (QG-VAE's is the default) = 19 runs, each trained once.
+    assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1 + 6
     assert quick["prepare_data"] == 1
 
 

@@ -6,8 +6,9 @@
 #   snakemake --cores 2 all --configfile config/quick.yaml  # toy scale, CPU, no internet
 #   snakemake --report reports/report.html                  # HTML report of what exists
 #
-# Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis,
-# generation (the paper's appendix H, when the config has a `generation` section).
+# Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis, modern
+# (the `modern` section's runs, evaluated), generation (the paper's appendix H, when the config
+# has a `generation` section).
 # Which runs exist and where they live is decided by qgvae.experiments.build_plan(config)
 # (workflow/rules/common.smk); rules only call the `qgvae` command line.
 # Local defaults (one GPU job at a time, rerun triggers without `code`, ...) are in
@@ -56,6 +57,13 @@ rule table1:
 rule table2:
     input:
         target_files("table2"),
+
+
+# QG-VAE against modern quantisers at equal bits (config `modern`): the runs of the tables
+# `modern` and `modern_rates`, evaluated (their table and figure are not rendered yet).
+rule modern:
+    input:
+        target_files("modern") + target_files("modern_rates"),
 
 
 # The generation study (config `generation`): priors, samples, gFID, its figures and table.

@@ -12,6 +12,14 @@ registry name  class                               method
 ``splitvq``    :class:`baselines.splitvq.SplitVQVAE` split / multi-group VQ (Strong et al. 2021,
                                                    MGVQ)
 ``dqvae``      :class:`baselines.dqvae.DQVAE`        dual-grain DQ-VAE (Huang et al. 2023), no GAN
+``fsq``        :class:`baselines.fsq.FSQVAE`         FSQ (Mentzer et al. 2023), library quantiser
+``lfq``        :class:`baselines.lfq.LFQVAE`         LFQ (MAGVIT-v2, Yu et al. 2023), library
+``rvq``        :class:`baselines.rvq.ResidualVQVAE`  residual VQ (SoundStream, RQ-VAE), library
+``simvq``      :class:`baselines.simvq.SimVQVAE`     SimVQ (Zhu et al. 2024), library
+``rotvq``      :class:`baselines.rotvq.RotationVQVAE` VQ with EMA codebook and the rotation trick
+                                                   (Fifty et al. 2024), library
+``titok``      :class:`baselines.titok.TiTokVAE`     a TiTok-style 1-D tokenizer (ours): ViT,
+                                                   learned latents, only they are quantised
 =============  ==================================  ==============================================
 
 All build on :mod:`baselines.grid` (the grid encoders / decoders: the network the VQ-WAE paper
@@ -19,11 +27,14 @@ describes, VQ-WAE's released 32-px network and the BatchNorm networks of :mod:`b
 the released initialisation) and the quantiser of :mod:`qgvae.models.quantise`. Helpers:
 :mod:`baselines.transport` (VQ-WAE's optimal transport: POT's exact solver and a batched
 Sinkhorn), :mod:`baselines.ema` (DQ-VAE's EMA codebook with restarts), :mod:`baselines.perceptual`
-(the frozen LPIPS network of DQ-VAE's loss). Each module's docstring names its source, what
+(the frozen LPIPS network of DQ-VAE's loss), :mod:`baselines.libvq` (the grid network around a
+quantiser of ``vector-quantize-pytorch``, pinned: fp32, tokens, exact round trips; ``fsq``,
+``lfq``, ``rvq``, ``simvq``, ``rotvq``). Each module's docstring names its source, what
 follows the released code and every deviation; ``docs/baselines.md`` compares the resolved
 settings with the released configs line by line. Each class registers itself under the name
 above through the ``qgvae.methods`` entry points (``pyproject.toml``). Importing the package
-imports only torch and qgvae; POT and lpips are imported when first used.
+imports only torch and qgvae; POT, lpips and vector-quantize-pytorch are imported when first used
+(the last pulls in einx and ``torch._dynamo``: about 2-4 s per process on a busy 2-core CPU).
 """
 
 __all__ = [
@@ -37,4 +48,11 @@ __all__ = [
     "vqwae",
     "splitvq",
     "dqvae",
+    "libvq",
+    "fsq",
+    "lfq",
+    "rvq",
+    "simvq",
+    "rotvq",
+    "titok",
 ]

@@ -146,6 +146,17 @@ def check_model_kwargs(method: str, model_cfg: Mapping[str, Any], cls: type) -> 
         default = accepted[key].default
         if default is inspect.Parameter.empty or default is None or value is None:
             continue
+        if isinstance(default, tuple):  # a list in YAML / JSON (which have no tuples)
+            ok = isinstance(value, (list, tuple)) and all(
+                type(v) is type(d) for v, d in zip(value, default[:1] * len(value))
+            )
+            if not ok:
+                kind = type(default[0]).__name__ if default else "value"
+                raise ConfigError(
+                    f"model: 'model.{key}' for method '{method}' must be a list of {kind}, "
+                    f"got {value!r}"
+                )
+            continue
         ok = isinstance(value, type(default))
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             ok = True
@@ -185,10 +196,11 @@ def check_path(key: str, value: Any) -> None:
         )
 
 
-def check_buildable(cfg: Mapping[str, Any]) -> None:
+def check_buildable(cfg: Mapping[str, Any]) -> Any:
     """Build the model of a resolved run config on the meta device (parameters without memory
     or arithmetic), so that an argument its constructor rejects (e.g. ``heads`` that do not
     divide ``tokens``) is a ConfigError before any work, not a traceback after the data loaded.
+    Returns that (meta) model.
     """
     import torch
 
@@ -196,7 +208,7 @@ def check_buildable(cfg: Mapping[str, Any]) -> None:
 
     try:
         with torch.device("meta"):
-            build_model(cfg)
+            return build_model(cfg)
     except Exception as exc:  # whatever the constructor raises is a configuration error
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ConfigError(
@@ -233,8 +245,9 @@ def resolve(cfg: Mapping[str, Any]) -> dict[str, Any]:
     check_model_kwargs(resolved["method"], resolved["model"], cls)
     # Spell out every constructor default, so the saved config is complete and two spellings
     # of the same model (an explicit default or none) resolve to the same config.
+    # Tuple defaults become lists: the resolved config is plain YAML / JSON data.
     defaults = {
-        n: p.default
+        n: list(p.default) if isinstance(p.default, tuple) else p.default
         for n, p in model_parameters(cls).items()
         if p.default is not inspect.Parameter.empty
     }

@@ -17,6 +17,9 @@ Workflow config (see ``workflow/schemas/config.schema.yaml`` for every key)::
     table2: {datasets: [...], budgets: {LABEL: {METHOD: overrides, ...}}}
     ablations: {dataset: cifar10,
                 axes: {AXIS: {dataset?: ..., values: {LABEL: {METHOD: overrides}}}}}
+    modern: {datasets: [...], methods: [...], bits: 576, dataset_bits: {...},
+             rate_sweep: {dataset: cifar10, points: {BITS: {METHOD: overrides}}}}
+             (tables ``modern`` and ``modern_rates``, :mod:`qgvae.modern`)
 
 A run's config is merged in this order (later wins): qgvae.config.RUN_DEFAULTS, ``defaults``,
 ``methods[m]``, ``datasets[d]``, ``method_dataset[m][d]``, the cell's overrides; then
@@ -36,6 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import config as run_config
+from . import modern
 from .config import ConfigError
 from .runs import config_diff, readable_label, resolve_run, training_digest, variant
 
@@ -77,24 +81,26 @@ def _model_key(cfg: Mapping[str, Any]) -> str:
 
 
 def check_buildable(
-    cfg: Mapping[str, Any], cell: Mapping[str, str], built: set[str] | None = None
-) -> None:
+    cfg: Mapping[str, Any], cell: Mapping[str, str], built: dict[str, Any] | None = None
+) -> Any:
     """Build the cell's model on the meta device (:func:`qgvae.config.check_buildable`), so an
     argument its constructor rejects stops the plan (and so the dry run), naming the table cell
-    (``cell``: table, label, where) with the constructor's message. ``built`` holds the models
-    already built by this plan: cells of one configuration are built once."""
+    (``cell``: table, label, where) with the constructor's message; returns the (meta) model.
+    ``built`` maps the models already built by this plan: cells of one configuration are built
+    once."""
     key = _model_key(cfg)
     if built is not None and key in built:
-        return
+        return built[key]
     try:
-        run_config.check_buildable(cfg)
+        model = run_config.check_buildable(cfg)
     except ConfigError as exc:
         raise ConfigError(
             f"{cell['where']} (table {cell['table']}, cell {cell['label']!r}, method "
             f"{cfg['method']}, dataset {cfg['dataset']}): {exc}"
         ) from None
     if built is not None:
-        built.add(key)
+        built[key] = model
+    return model
 
 
 def check_names(wcfg: Mapping[str, Any]) -> None:
@@ -132,16 +138,17 @@ def check_names(wcfg: Mapping[str, Any]) -> None:
 
 
 def _cells(wcfg: Mapping[str, Any]):
-    """Yield (table, dataset, method, label, overrides, where) for every cell of every table."""
+    """Yield (table, dataset, method, label, overrides, where, asked bits per image or None)
+    for every cell of every table (the asked bits: the ``modern`` tables, :mod:`qgvae.modern`)."""
     t1 = wcfg.get("table1") or {}
     for d in t1.get("datasets", []):
         for m in t1.get("methods", []):
-            yield TABLE1, d, m, m, {}, f"table1 ({d}, {m})"
+            yield TABLE1, d, m, m, {}, f"table1 ({d}, {m})", None
     t2 = wcfg.get("table2") or {}
     for d in t2.get("datasets", []):
         for label, per_method in (t2.get("budgets") or {}).items():
             for m, ov in per_method.items():
-                yield TABLE2, d, m, str(label), ov or {}, f"table2.budgets.{label}.{m}"
+                yield TABLE2, d, m, str(label), ov or {}, f"table2.budgets.{label}.{m}", None
     abl = wcfg.get("ablations") or {}
     for axis, spec in (abl.get("axes") or {}).items():
         d = spec.get("dataset", abl.get("dataset"))
@@ -156,7 +163,9 @@ def _cells(wcfg: Mapping[str, Any]):
                     str(label),
                     ov or {},
                     f"ablations.axes.{axis}.values.{label}.{m}",
+                    None,
                 )
+    yield from modern.cells(wcfg)
 
 
 def build_plan(wcfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,14 +189,16 @@ def build_plan(wcfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("seeds: at least one seed is needed")
     runs: dict[str, dict[str, Any]] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
-    built: set[str] = set()  # models built on the meta device (one per configuration)
-    for table, dataset, method, label, overrides, where in _cells(wcfg):
+    built: dict[str, Any] = {}  # models built on the meta device (one per configuration)
+    for table, dataset, method, label, overrides, where, bits in _cells(wcfg):
         paths = []
         for seed in seeds:
             cfg = resolve_run(wcfg, dataset, method, overrides, seed, where)
             if seed == seeds[0]:
                 cell = {"table": table, "label": label, "where": where}
-                check_buildable(cfg, cell, built)
+                model = check_buildable(cfg, cell, built)
+                if bits is not None:
+                    modern.check_rate(model, bits, where)
             base = resolve_run(wcfg, dataset, method, {}, seed, where)
             var = variant(base, cfg)
             path = f"{results}/{dataset}/{method}/{var}/seed{seed}"
@@ -196,16 +207,17 @@ def build_plan(wcfg: Mapping[str, Any]) -> dict[str, Any]:
                 {"dataset": dataset, "method": method, "variant": var, "seed": seed, "config": cfg},
             )
             paths.append(path)
-        tables.setdefault(table, []).append(
-            {
-                "dataset": dataset,
-                "method": method,
-                "label": label,
-                "variant": paths[0].split("/")[-2],
-                "overrides": overrides,
-                "runs": paths,
-            }
-        )
+        entry = {
+            "dataset": dataset,
+            "method": method,
+            "label": label,
+            "variant": paths[0].split("/")[-2],
+            "overrides": overrides,
+            "runs": paths,
+        }
+        if bits is not None:
+            entry["bits"] = bits  # the asked rate (checked against the model above)
+        tables.setdefault(table, []).append(entry)
     plan = {"results": results, "seeds": seeds, "runs": runs, "tables": tables}
     plan["names"] = display_names(runs)
     if wcfg.get("generation"):  # the generation study's runs and prior folders (qgvae.prior.plan)

@@ -112,9 +112,14 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     #   Table 1's CIFAR-10 runs): codebooks 3-1, heads 4-1, reset_interval 4-1, ordering 4-1,
     #   tokens (5-1 QG-VAE + 3-1 VQ-VAE), global_local 3-1,
     #   vqvae_init 2-1 (released = Table 1's VQ-VAE)  = 2+3+3+3+6+2+1      = 20
-    #   (20 + 8 + 20) configurations x 3 seeds                             = 144
-    hand = (4 * 5 + 2 * 2 * 2 + (2 + 3 + 3 + 3 + 6 + 2 + 1)) * seeds
-    assert seeds == 3 and hand == 144
+    #   modern: 4 datasets x 6 new methods (QG-VAE's are Table 1's)        = 24
+    #   modern_rates on CIFAR-10, new configurations only: 144 bits: the 1-D tokenizer and the
+    #   5 grid methods on 4x4 cells (QG-VAE's 16 tokens: ablation_tokens); 288 and 1152: the
+    #   1-D tokenizer (QG-VAE's: ablation_tokens); 576: the modern cells; 2304: the 1-D
+    #   tokenizer and the 5 grid methods on 16x16 cells  = 6 + 1 + 1 + 6  = 14
+    #   (20 + 8 + 20 + 24 + 14) configurations x 3 seeds                   = 258
+    hand = (4 * 5 + 2 * 2 * 2 + (2 + 3 + 3 + 3 + 6 + 2 + 1) + 4 * 6 + 14) * seeds
+    assert seeds == 3 and hand == 258
     assert len(paper_plan["runs"]) == hand
 
     counts = job_counts(paper_all)
@@ -129,10 +134,11 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     assert counts["prepare_data"] == 4  # mnist, cifar10, svhn, celeba64
     assert counts["fetch_weights"] == 1
     assert counts["plan"] == 1
-    tables = len(paper_plan["tables"])  # table1, table2, 7 ablations
-    assert tables == 9
-    assert counts["table_plan"] == tables and counts["table"] == tables
-    assert counts["table_collect"] == tables and counts["collect"] == 1  # the summary tables
+    tables = len(paper_plan["tables"])  # table1, table2, 7 ablations, modern, modern_rates
+    assert tables == 11
+    rendered = tables - 2  # the modern tables are not rendered yet (their target: the runs)
+    assert counts["table_plan"] == rendered and counts["table"] == rendered
+    assert counts["table_collect"] == rendered and counts["collect"] == 1  # the summary tables
     assert counts["tables"] == 1 and counts["report_document"] == 1
     assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 7
     assert counts["summary_figure"] == 5
@@ -151,6 +157,8 @@ def test_paper_plan_cells_per_table(paper_plan):
         "ablation_tokens": 8,
         "ablation_global_local": 3,
         "ablation_vqvae_init": 2,
+        "modern": 28,  # 4 datasets x 7 methods
+        "modern_rates": 25,  # 7 methods at 576 bits, 7 at 144, 7 at 2304, 2 at 288 and 1152
     }
     # A default-valued ablation cell is Table 1's run (same folder), not a second training.
     t1 = set(runs_for(paper_plan, "table1"))
@@ -182,6 +190,40 @@ def test_target_schedules_exactly_its_runs(paper_plan, target, n_runs):
     assert counts["prepare_data"] == len(datasets)
 
 
+def _evaluated(out: str) -> set[str]:
+    """Run folders whose metrics.json the dry run's evaluate jobs (one per run or grouped)
+    write."""
+    found = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        if re.match(r"rule evaluate(_together_\d+)?:", block):
+            outputs = re.search(r"output: (.*)", block).group(1)
+            found |= set(re.findall(r"(results/\S+?)/metrics\.json", outputs))
+    return found
+
+
+@pytest.mark.parametrize("configfile", [PAPER, QUICK], ids=["paper", "quick"])
+def test_modern_target_schedules_its_runs_and_their_evaluation(configfile):
+    plan = build_plan(load(configfile))
+    runs = set(runs_for(plan, "modern"))  # both modern tables (a prefix)
+    others = {
+        r for name in plan["tables"] if not name.startswith("modern") for r in plan_runs(plan, name)
+    }
+    qgvae = {r for r in runs if plan["runs"][r]["method"] == "qgvae"}
+    assert runs == (runs - others) | qgvae  # the new methods' runs and QG-VAE's, nothing else
+    assert len(runs - others) == (114 if configfile == PAPER else 6)  # 38 x 3 seeds; 6
+    out = dry_run("modern", configfile)
+    counts = job_counts(out)
+    assert trained_runs(out) == runs and counts["reconstruct"] == len(runs)
+    assert _evaluated(out) == runs
+    assert counts["evaluate_floor"] == len({plan["runs"][r]["dataset"] for r in runs})
+    for rule in ("table", "table_plan", "tables", "report_document", "summary_figure"):
+        assert counts[rule] == 0, rule
+
+
+def plan_runs(plan, table):
+    return runs_for({"tables": {table: plan["tables"][table]}})
+
+
 def test_ablations_target_is_the_union_of_the_axes(paper_plan):
     counts = job_counts(dry_run("ablations"))
     runs = runs_for(paper_plan, "ablation_")
@@ -203,14 +245,18 @@ def test_quick_config_has_the_papers_dag_shape(paper_all, quick_all):
     cfg = load(QUICK)
     plan = build_plan(cfg)
     assert cfg["seeds"] == [0] and set(cfg["datasets"]) == {"photos"}
-    assert set(cfg["table1"]["methods"]) | {"dqvae"} == set(load(PAPER)["methods"])
+    assert set(cfg["table1"]["methods"]) | {"dqvae"} | set(cfg["modern"]["methods"]) == set(
+        load(PAPER)["methods"]
+    )
+    assert set(cfg["modern"]["methods"]) == set(load(PAPER)["modern"]["methods"])
     # every axis but vqvae_init: the released VQ-VAE initialisation collapses at this scale
     assert set(cfg["ablations"]["axes"]) == set(load(PAPER)["ablations"]["axes"]) - {"vqvae_init"}
     assert all(len(a["values"]) == 2 for a in cfg["ablations"]["axes"].values())
     assert all(r["config"]["train"]["max_steps"] <= 1200 for r in plan["runs"].values())
     # Table 1 (5) + Table 2's DQ-VAE (1; its QG-VAE is the default) + one new run per ablation
-    # axis (6) + the 64-token VQ-VAE of the tokens axis (1) = 13 runs, each trained once.
-    assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1
+    # axis (6) + the 64-token VQ-VAE of the tokens axis (1) + the 6 new methods of `modern`
+    # (QG-VAE's is the default) = 19 runs, each trained once.
+    assert quick["train"] == len(plan["runs"]) == 5 + 1 + 6 + 1 + 6
     assert quick["prepare_data"] == 1
 
 

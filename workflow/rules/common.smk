@@ -346,10 +346,18 @@ def ablation_figure_inputs(wildcards):
     return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
 
 
+# Tables not rendered yet (issue 24: the LaTeX table and figure of the `modern` tables come
+# later): their targets end at the evaluated runs and their floors.
+UNRENDERED_TABLES = ("modern", "modern_rates")
+
+
 def target_files(table):
     """Files built by the target of one table (its runs' metrics, its table, its figure)."""
     if table not in TABLES:
         return []
+    if table in UNRENDERED_TABLES:
+        runs = table_runs(table)
+        return run_files(runs, "metrics.json") + floor_metrics(runs)
     files = run_files(table_runs(table), "metrics.json") + [table_file(table)]
     if table == "table1":
         for dataset in TABLE1_DATASETS:

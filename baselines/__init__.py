@@ -22,7 +22,7 @@ registry name  class                               method
                                                    learned latents, only they are quantised
 =============  ==================================  ==============================================
 
-All build on :mod:`baselines.grid` (the grid encoders / decoders: the network the VQ-WAE paper
+All build on :mod:`baselines.grid` (:mod:`baselines.grid_nets`: the grid encoders / decoders: the network the VQ-WAE paper
 describes, VQ-WAE's released 32-px network and the BatchNorm networks of :mod:`baselines.bn_nets`;
 the released initialisation) and the quantiser of :mod:`qgvae.models.quantise`. Helpers:
 :mod:`baselines.transport` (VQ-WAE's optimal transport: POT's exact solver and a batched
@@ -39,6 +39,7 @@ imports only torch and qgvae; POT, lpips and vector-quantize-pytorch are importe
 
 __all__ = [
     "grid",
+    "grid_nets",
     "bn_nets",
     "transport",
     "ema",

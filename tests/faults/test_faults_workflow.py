@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -102,10 +103,10 @@ def test_a_results_path_with_a_space_reaches_every_command_whole(tmp_path, tally
     code, out = _snakemake(config, tmp_path, "--printshellcmds", f"{REPORTS}/report.tex")
     assert code == 0, out[-3000:]
     commands: dict[str, str] = {}  # one command per qgvae subcommand
-    for line in out.splitlines():
-        if line.startswith("Shell command: qgvae "):
-            command = line[len("Shell command: ") :]
-            commands.setdefault(command.split()[1], command)
+    for line in out.splitlines():  # `qgvae SUB ...`, possibly after VAR=value words
+        found = re.match(r"Shell command: ((?:[A-Z_]+=\S+ )*qgvae (\S+).*)", line)
+        if found:
+            commands.setdefault(found.group(2), found.group(1))
     assert {"train", "reconstruct", "evaluate", "plan", "tables", "figures", "report"} <= set(
         commands
     ), sorted(commands)

@@ -22,20 +22,20 @@ registry name  class                               method
                                                    learned latents, only they are quantised
 =============  ==================================  ==============================================
 
-All build on :mod:`baselines.grid` (:mod:`baselines.grid_nets`: the grid encoders / decoders: the network the VQ-WAE paper
-describes, VQ-WAE's released 32-px network and the BatchNorm networks of :mod:`baselines.bn_nets`;
-the released initialisation) and the quantiser of :mod:`qgvae.models.quantise`. Helpers:
-:mod:`baselines.transport` (VQ-WAE's optimal transport: POT's exact solver and a batched
-Sinkhorn), :mod:`baselines.ema` (DQ-VAE's EMA codebook with restarts), :mod:`baselines.perceptual`
-(the frozen LPIPS network of DQ-VAE's loss), :mod:`baselines.libvq` (the grid network around a
-quantiser of ``vector-quantize-pytorch``, pinned: fp32, tokens, exact round trips; ``fsq``,
-``lfq``, ``rvq``, ``simvq``, ``rotvq``). Each module's docstring names its source, what
-follows the released code and every deviation; ``docs/baselines.md`` compares the resolved
-settings with the released configs line by line. Each class registers itself under the name
-above through the ``qgvae.methods`` entry points (``pyproject.toml``). Importing the package
-imports only torch and qgvae; POT, lpips and vector-quantize-pytorch are imported when first used
-(the last pulls in einx and ``torch._dynamo``: about 2-4 s per process on a busy 2-core CPU).
-"""
+The grid baselines build on :mod:`baselines.grid` (the autoencoder) and :mod:`baselines.grid_nets`
+(the grid encoders / decoders: the network the VQ-WAE paper describes, VQ-WAE's released 32-px
+network and the BatchNorm networks of :mod:`baselines.bn_nets`; the released initialisation) and the
+quantiser of :mod:`qgvae.models.quantise`. Helpers: :mod:`baselines.transport` (VQ-WAE's optimal
+transport: POT's exact solver, a batched Sinkhorn and a batched Newton solver on the device),
+:mod:`baselines.ema` (DQ-VAE's EMA codebook with restarts), :mod:`baselines.perceptual` (the frozen
+LPIPS network of DQ-VAE's loss), :mod:`baselines.libvq` (the grid network around a quantiser of
+``vector-quantize-pytorch``, pinned: fp32, tokens, exact round trips; ``fsq``, ``lfq``, ``rvq``,
+``simvq``, ``rotvq``). Each module's docstring names its source, what follows the released code and
+every deviation; ``docs/baselines.md`` compares the resolved settings with the released configs line
+by line. Each class registers itself under the name above through the ``qgvae.methods`` entry points
+(``pyproject.toml``). Importing the package imports only torch and qgvae; POT, lpips and
+vector-quantize-pytorch are imported when first used (the last pulls in einx and ``torch._dynamo``:
+about 2-4 s per process on a busy 2-core CPU). """
 
 __all__ = [
     "grid",

@@ -35,7 +35,7 @@ every deviation; ``docs/baselines.md`` compares the resolved settings with the r
 by line. Each class registers itself under the name above through the ``qgvae.methods`` entry points
 (``pyproject.toml``). Importing the package imports only torch and qgvae; POT, lpips and
 vector-quantize-pytorch are imported when first used (the last pulls in einx and ``torch._dynamo``:
-about 2-4 s per process on a busy 2-core CPU). """
+about 2-4 s per process on a busy 2-core CPU)."""
 
 __all__ = [
     "grid",

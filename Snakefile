@@ -7,8 +7,8 @@
 #   snakemake --report reports/report.html                  # HTML report of what exists
 #
 # Targets: all, table1, table2, ablations, ablation_<axis> for every configured axis, modern
-# (the `modern` section's runs, evaluated), generation (the paper's appendix H, when the config
-# has a `generation` section).
+# (QG-VAE against modern quantisers: its runs, tables and figures), generation (the paper's
+# appendix H, when the config has a `generation` section).
 # Which runs exist and where they live is decided by qgvae.experiments.build_plan(config)
 # (workflow/rules/common.smk); rules only call the `qgvae` command line.
 # Local defaults (one GPU job at a time, rerun triggers without `code`, ...) are in
@@ -60,7 +60,8 @@ rule table2:
 
 
 # QG-VAE against modern quantisers at equal bits (config `modern`): the runs of the tables
-# `modern` and `modern_rates`, evaluated (their table and figure are not rendered yet).
+# `modern` and `modern_rates`, their tables (reports/targets/modern*/) and figures
+# (recon_grid_modern_<dataset>, rate_distortion_modern).
 rule modern:
     input:
         target_files("modern") + target_files("modern_rates"),

@@ -84,19 +84,23 @@ def test_tables_show_the_floor_and_the_scale():
     assert "paired bootstrap interval" in tex  # Table 1's significance marks are explained
 
 
-def test_the_paired_differences_file_is_complete(plan):
+@pytest.mark.parametrize("table", ["table1", "modern"])
+def test_the_paired_differences_file_is_complete(plan, table):
+    """QG-VAE against every other method of Table 1 and of the modern-quantiser table, and
+    against the mean image, under every metric: one finite interval each."""
     import csv
 
     path = REPO / "reports" / "tables" / "paired_differences.csv"
     rows = list(csv.DictReader(path.open()))
-    methods = [c["method"] for _, c in _cells(plan, "table1")]
+    methods = [c["method"] for t, c in _cells(plan, table) if t == table]
+    assert len(methods) >= 5
     for baseline in [m for m in methods if m != "qgvae"] + ["mean_image"]:
         for metric in ("ssim", "psnr", "lpips", "rfid"):
             hits = [
                 r
                 for r in rows
-                if (r["method"], r["baseline"], r["metric"], r["protocol"])
-                == ("qgvae", baseline, metric, "vqwae")
+                if (r["table"], r["method"], r["baseline"], r["metric"], r["protocol"])
+                == (table, "qgvae", baseline, metric, "vqwae")
             ]
             assert len(hits) == 1, (baseline, metric)
             lo, mid, hi = (float(hits[0][k]) for k in ("ci_low", "diff_mean", "ci_high"))
@@ -127,8 +131,30 @@ def test_summary_csv_equals_the_metrics_json_files(plan):
                 r.metric,
             )
         assert set(rows.metric) <= set(METRICS)
-    tex = (REPO / "reports" / "tables" / "table1_photos.tex").read_text()
-    for _, cell in _cells(plan, "table1"):
-        psnr = summary[summary.run.isin(cell["runs"]) & (summary.protocol == "vqwae")]
-        psnr = psnr[psnr.metric == "psnr"]["value"].mean()
-        assert f"{psnr:.2f}" in tex, cell["method"]
+    for table in ("table1", "modern"):
+        tex = (REPO / "reports" / "tables" / f"{table}_photos.tex").read_text()
+        for _, cell in [(t, c) for t, c in _cells(plan, table) if t == table]:
+            psnr = summary[summary.run.isin(cell["runs"]) & (summary.protocol == "vqwae")]
+            psnr = psnr[psnr.metric == "psnr"]["value"].mean()
+            assert f"{psnr:.2f}" in tex, (table, cell["method"])
+
+
+def test_the_modern_target_drew_its_figures_and_rates(plan):
+    """The modern table's methods code the bits they were set to (within 1 %), and its
+    figures exist: the reconstruction grid and the rate-distortion sweep."""
+    from qgvae.modern import RATE_TOLERANCE
+
+    spec = plan["tables"]["modern"]
+    for cell in spec:
+        for run in cell["runs"]:
+            bits = _metrics(run)["bits_per_image"]
+            assert bits == pytest.approx(bits_asked(plan, cell), rel=RATE_TOLERANCE), cell
+    for stem in ("recon_grid_modern_photos", "rate_distortion_modern", "rate_distortion"):
+        png = REPO / "reports" / "figures" / f"{stem}.png"
+        assert png.is_file() and png.stat().st_size > 10_000, stem
+
+
+def bits_asked(plan, cell):
+    """The bits the QG-VAE cell of the same dataset codes: every modern cell matches it."""
+    qgvae = next(c for c in plan["tables"]["modern"] if c["method"] == "qgvae")
+    return _metrics(qgvae["runs"][0])["bits_per_image"]

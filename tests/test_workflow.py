@@ -136,9 +136,10 @@ def test_paper_dag_trains_every_run_once(paper_plan, paper_all):
     assert counts["plan"] == 1
     tables = len(paper_plan["tables"])  # table1, table2, 7 ablations, modern, modern_rates
     assert tables == 11
-    rendered = tables - 2  # the modern tables are not rendered yet (their target: the runs)
-    assert counts["table_plan"] == rendered and counts["table"] == rendered
-    assert counts["table_collect"] == rendered and counts["collect"] == 1  # the summary tables
+    assert counts["table_plan"] == tables and counts["table"] == tables
+    assert counts["table_collect"] == tables and counts["collect"] == 1  # the summary tables
+    # paired intervals: the whole plan's, and each target's own (Table 1, the modern tables)
+    assert counts["differences"] == 1 and counts["table_differences"] == 3
     assert counts["tables"] == 1 and counts["report_document"] == 1
     assert counts["recon_grid"] == 4 and counts["ablation_figure"] == 7
     assert counts["summary_figure"] == 5
@@ -215,9 +216,19 @@ def test_modern_target_schedules_its_runs_and_their_evaluation(configfile):
     counts = job_counts(out)
     assert trained_runs(out) == runs and counts["reconstruct"] == len(runs)
     assert _evaluated(out) == runs
-    assert counts["evaluate_floor"] == len({plan["runs"][r]["dataset"] for r in runs})
-    for rule in ("table", "table_plan", "tables", "report_document", "summary_figure"):
+    datasets = {plan["runs"][r]["dataset"] for r in runs}
+    assert counts["evaluate_floor"] == len(datasets)
+    # its two tables (each with its own paired intervals) and figures, nothing of other targets
+    for rule in ("table", "table_plan", "table_collect", "table_differences"):
+        assert counts[rule] == 2, rule
+    assert counts["recon_grid_modern"] == len(plan_datasets(plan, "modern"))
+    assert counts["rate_distortion_modern"] == 1
+    for rule in ("tables", "collect", "differences", "report_document", "summary_figure"):
         assert counts[rule] == 0, rule
+
+
+def plan_datasets(plan, table):
+    return {c["dataset"] for c in plan["tables"][table]}
 
 
 def plan_runs(plan, table):

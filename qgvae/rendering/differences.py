@@ -1,10 +1,14 @@
 """Paired bootstrap intervals of the benchmark's comparisons (``qgvae differences``), from the
 runs' ``metrics_per_image.csv`` and stored Inception features: ``paired_differences.csv``
-(method minus baseline, 95 % interval: QG-VAE against every other Table-1 column first, then
-every other pair, and every method against the mean-image floor) and ``method_intervals.csv``
-(each Table-1, Table-2 and ``ablation_tokens`` cell's own interval: the rate-distortion figure's
-error bars). The resampling is :mod:`qgvae.evaluation.bootstrap`'s (test images paired across
-methods, seeds an outer level; one dataset and protocol share the image draws).
+(method minus baseline, 95 % interval, with the table it belongs to: in Table 1 QG-VAE against
+every other column first, then every other pair; in the ``modern`` table QG-VAE against every
+modern quantiser; in both every method against the mean-image floor) and
+``method_intervals.csv`` (each cell's own interval in Tables 1 and 2, ``ablation_tokens`` and
+the ``modern`` tables: the rate-distortion figures' error bars). The resampling is
+:mod:`qgvae.evaluation.bootstrap`'s: one dataset, protocol and metric share the test-image draws
+(paired across methods); each cell draws its seeds (the outer level) from a generator of its
+own, so a comparison's interval does not depend on which other cells a plan holds (a target's
+own table and the combined tables agree).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from .results import load_plan, read_json
 
 METRICS = ("ssim", "psnr", "lpips", "rfid")
 FLOOR = "mean_image"
-DIFF_COLUMNS = ["dataset", "protocol", "metric", "method", "baseline", "diff_mean", "ci_low"]
+DIFF_COLUMNS = ["dataset", "table", "protocol", "metric", "method", "baseline", "diff_mean"]
+DIFF_COLUMNS += ["ci_low"]
 DIFF_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
 INTERVAL_COLUMNS = ["dataset", "table", "label", "protocol", "metric", "method", "mean", "ci_low"]
 INTERVAL_COLUMNS += ["ci_high", "n_images", "n_seeds", "resamples", "seed"]
-INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
+INTERVAL_TABLES = ("table1", "table2", "ablation_tokens", "modern", "modern_rates")
+# the tables whose methods are compared in pairs: Table 1 every pair, ``modern`` QG-VAE first
+PAIRED_TABLES = {"table1": "all pairs", "modern": "against qgvae"}
 
 
 @dataclass
@@ -112,39 +119,50 @@ def compute(
         arms = {(t, c["label"], c["method"]): _arm(root, c["runs"], protocols) for t, c in cells}
         floor = _floor(root, [r for _, c in cells for r in c.get("runs", [])])
         floor_arm = _arm(root, [floor], protocols) if floor else None
-        table1 = [(k, a) for k, a in arms.items() if k[0] == "table1" and a is not None]
-        order = sorted(table1, key=lambda kv: kv[0][2] != "qgvae")  # QG-VAE first
+        floor_key = ("floor", "floor", FLOOR)
         for p in protocols:
             for metric in METRICS:
                 r = rfid_resamples if metric == "rfid" else resamples
-                rng = np.random.default_rng([seed, zlib.crc32(f"{ds}|{p}|{metric}".encode())])
+                where = f"{ds}|{p}|{metric}"
+                rng = np.random.default_rng([seed, zlib.crc32(where.encode())])
                 arms_here = [(k, a) for k, a in arms.items() if a is not None]
                 n = next((a.n(p, metric) for _, a in arms_here if a.n(p, metric)), None)
                 if n is None or r < 1:
                     continue
-                counts = B.image_counts(rng, n, r)
+                counts = B.image_counts(rng, n, r)  # the images: shared, so pairs are paired
                 samples = {}
-                for key, arm in [*arms_here, (("floor", "floor", FLOOR), floor_arm)]:
-                    got = None if arm is None else arm.sample(p, metric, counts, rng)
+                for key, arm in [*arms_here, (floor_key, floor_arm)]:
+                    own = np.random.default_rng([seed, zlib.crc32(f"{where}|{key}".encode())])
+                    got = None if arm is None else arm.sample(p, metric, counts, own)
                     if got is not None:
                         samples[key] = got
                 for key, (s, k, point) in samples.items():
                     lo, hi = B.percentile_interval(s)
                     row = [ds, *key[:2], p, metric, key[2], point, lo, hi, n, k, r, seed]
                     intervals.append(dict(zip(INTERVAL_COLUMNS, row)))
-                pairs = []
-                for i, (ka, _) in enumerate(order):
-                    pairs += [(ka, kb) for kb, _ in order[i + 1 :]]
-                pairs += [(ka, ("floor", "floor", FLOOR)) for ka, _ in order]
-                for ka, kb in pairs:
+                for table, ka, kb in _pairs(arms):
                     if ka not in samples or kb not in samples:
                         continue
                     (sa, na, pa), (sb, nb, pb) = samples[ka], samples[kb]
                     lo, hi = B.percentile_interval(sa - sb)
                     seeds = na if na == nb else f"{na}/{nb}"
-                    row = [ds, p, metric, ka[2], kb[2], pa - pb, lo, hi, n, seeds, r, seed]
+                    row = [ds, table, p, metric, ka[2], kb[2], pa - pb, lo, hi, n, seeds, r, seed]
                     diffs.append(dict(zip(DIFF_COLUMNS, row)))
     return diffs, intervals
+
+
+def _pairs(arms: Mapping[tuple, Arm | None]) -> list[tuple[str, tuple, tuple]]:
+    """``(table, method key, baseline key)`` of every compared pair (see the module docstring),
+    QG-VAE first; then every method of those tables against the floor."""
+    out: list[tuple[str, tuple, tuple]] = []
+    for table, how in PAIRED_TABLES.items():
+        order = [k for k, a in arms.items() if k[0] == table and a is not None]
+        order.sort(key=lambda k: k[2] != "qgvae")
+        for i, ka in enumerate(order):
+            if how == "all pairs" or (i == 0 and ka[2] == "qgvae"):
+                out += [(table, ka, kb) for kb in order[i + 1 :]]
+        out += [(table, ka, ("floor", "floor", FLOOR)) for ka in order]
+    return out
 
 
 def _first_metrics(root: Path, runs: Sequence[str]) -> dict[str, Any]:

@@ -28,10 +28,15 @@ TITLE = dict(fontsize=7, pad=2)
 HEAT = dict(cmap="magma", vmin=0, vmax=1, interpolation="nearest")  # influence, own maximum 1
 
 
-def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
-    cells = [c for c in ctx.cells("table1") if c["dataset"] == dataset]
+def fig_reconstructions(
+    ctx: Context, dataset: str, n_show: int = 8, table: str = "table1"
+) -> Figure:
+    """The first test images over each method's reconstructions of them (Table 1's methods, or
+    those of ``table``: ``modern``) and the mean image's."""
+    what = {"table1": "Table-1", "modern": "modern-quantiser table"}.get(table, table)
+    cells = [c for c in ctx.cells(table) if c["dataset"] == dataset]
     if not cells:
-        raise NoData(f"no Table-1 cells for {dataset}")
+        raise NoData(f"no {what} cells for {dataset}")
     rows, originals, sources, warnings = [], None, [], []  # rows: (label, images or None, why)
     for c in cells:
         method, keys = ctx.names.method(c["method"]), ("originals", "reconstructions")
@@ -54,7 +59,7 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
         sources += [f"{floor}/reconstructions.npz"] if data is not None else []
     if originals is None:
         reasons = "; ".join(why for _, _, why in rows)
-        raise NoData(f"no reconstructions.npz in any Table-1 run of {dataset}: {reasons}")
+        raise NoData(f"no reconstructions.npz in any {what} run of {dataset}: {reasons}")
     n = min([n_show, len(originals)] + [len(im) for _, im, _ in rows if im is not None])
     h, w = originals.shape[-2:]
     row_h = FULL_W * 0.86 * h / (n * (w + 1))
@@ -70,7 +75,7 @@ def fig_reconstructions(ctx: Context, dataset: str, n_show: int = 8) -> Figure:
     fig.subplots_adjust(hspace=0.06, left=0.14, right=0.995, top=0.995, bottom=0.005)
     caption = (
         f"Test reconstructions on {ctx.names.dataset(dataset)}: the first row shows the first "
-        f"{n} test images, each further row one Table-1 method (first available seed, "
+        f"{n} test images, each further row one {what} method (first available seed, "
         "stated per row)"
         + (", and the last row the floor: the training mean image. " if floor else ". ")
         + scale_phrase(ctx.summary.runs(runs))

@@ -13,7 +13,7 @@ from .plots import FLOOR_LINE, FULL_W, Context, Figure, NoData, mpl_text, panel_
 from .results import DDOF, read_log, seed_of, usage_per_position
 from .summary import scale_phrase
 
-RD_TABLES = ("table1", "table2", "ablation_tokens")
+RD_TABLES = ("table1", "table2", "ablation_tokens", "modern", "modern_rates")
 RD_METRICS = (("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
 RD_LINE = dict(marker="o", ms=3, lw=0.9, capsize=2)
 ABLATION_PANELS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"), ("rfid", "rFID"))
@@ -68,15 +68,16 @@ def _bits_axis(ax, bits: Sequence[float]) -> None:
         ax.set_xlim(lo - pad, hi + pad)
 
 
-def fig_rate_distortion(ctx: Context) -> Figure:
+def fig_rate_distortion(ctx: Context, tables: tuple[str, ...] = RD_TABLES) -> Figure:
+    """PSNR, LPIPS and rFID against bits per image, a line per method through its cells of
+    ``tables`` (all: every method of Tables 1 and 2, the tokens ablation and the modern tables;
+    ``modern_rates``: the modern quantisers' rate sweep)."""
     keys = [m for m, _ in RD_METRICS]
-    long = cell_values(ctx, RD_TABLES, keys + ["bits_per_image"])
+    long = cell_values(ctx, tables, keys + ["bits_per_image"])
     bits = long[long.key == "bits_per_image"].groupby("cell")["value"].mean().rename("bits")
     long = long[long.key.isin(keys)].join(bits, on="cell").dropna(subset=["bits"])
     if long.empty:
-        raise NoData(
-            "no metrics.json with bits_per_image in the Table-1, Table-2 or ablation_tokens runs"
-        )
+        raise NoData(f"no metrics.json with bits_per_image in the runs of {', '.join(tables)}")
     group = ["dataset", "table", "label", "method", "cell", "key", "bits"]
     points = long.groupby(group, sort=False)["value"].agg(["mean", "count", sd]).reset_index()
     points["low"], points["high"] = points["mean"] - points["sd"], points["mean"] + points["sd"]
@@ -92,7 +93,7 @@ def fig_rate_distortion(ctx: Context) -> Figure:
     fig, axes = pyplot().subplots(len(datasets), len(keys), figsize=size, squeeze=False)
     for r, ds in enumerate(datasets):
         here = points[points.dataset == ds]
-        cells = [c for t in RD_TABLES for c in ctx.cells(t) if c["dataset"] == ds]
+        cells = [c for t in tables for c in ctx.cells(t) if c["dataset"] == ds]
         for ax, (key, label) in zip(axes[r], RD_METRICS):
             for method, p in here[here.key == key].groupby("method", sort=False):
                 p = p.sort_values("bits")  # a line joins one method's settings
@@ -118,12 +119,20 @@ def fig_rate_distortion(ctx: Context) -> Figure:
     )
     caption = (
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
-        "image of the code (metrics.json), for every method of Tables 1 and 2 and the tokens "
-        f"ablation; points are means over seeds ({seeds} seeds per point), error bars {bars}; "
+        f"image of the code (metrics.json), for every method of {_rd_scope(tables)}; points are "
+        f"means over seeds ({seeds} seeds per point), error bars {bars}; "
         "lines join one method's settings; dashed: the training mean image (the floor). "
         + scale_phrase(ctx.summary.runs(long.run))
     )
     return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in long.run}))
+
+
+def _rd_scope(tables: tuple[str, ...]) -> str:
+    if tables == RD_TABLES:
+        return "Tables 1 and 2, the tokens ablation and the modern-quantiser tables"
+    if tables == ("modern_rates",):
+        return "the modern-quantiser rate sweep (QG-VAE and the quantisers at several rates)"
+    return ", ".join(tables)
 
 
 def fig_ablation(ctx: Context, table: str) -> Figure:

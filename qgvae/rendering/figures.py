@@ -43,7 +43,8 @@ class Spec(NamedTuple):
 
 def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
     """Every figure of the plan: ``recon_grid_<dataset>`` per Table-1 dataset, the summary
-    figures (always), ``ablation_<axis>`` per ablation, the generation study's."""
+    figures (always), ``ablation_<axis>`` per ablation, ``recon_grid_modern_<dataset>`` and
+    ``rate_distortion_modern`` of the modern tables, the generation study's."""
     tables = plan.get("tables") or {}
     datasets = dict.fromkeys(c["dataset"] for c in tables.get("table1", []))
     recon = lambda ds: ({"dataset": ds}, f"Reconstructions, {ds}")
@@ -63,6 +64,22 @@ def figure_specs(plan: Mapping[str, Any]) -> list[Spec]:
         for n, cells in tables.items()
         if n.startswith("ablation_") and cells
     ]
+    specs += [
+        Spec(
+            "reconstructions",
+            f"recon_grid_modern_{ds}",
+            fig_reconstructions,
+            {"dataset": ds, "table": "modern"},
+            f"Modern quantisers, {ds}",
+        )
+        for ds in dict.fromkeys(c["dataset"] for c in tables.get("modern", []))
+    ]
+    if tables.get("modern_rates"):
+        kwargs = {"tables": ("modern_rates",)}
+        title = "Rate-distortion, modern quantisers"
+        specs.append(
+            Spec("rate_distortion", "rate_distortion_modern", fig_rate_distortion, kwargs, title)
+        )
     if plan.get("generation"):
         specs += [
             Spec("generation", "generation_fid", fig_generation_fid, {}, "Generation: gFID"),

@@ -9,6 +9,7 @@ and run.json are read here only (figures read images, logs and per-position usag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -151,8 +152,19 @@ def collect(plan: Mapping[str, Any] | str | Path, root: str | Path = ".") -> pd.
     return frame.astype(dict.fromkeys(INTEGERS, "Int64"))
 
 
+def notes_path(path: str | Path) -> Path:
+    """The file beside a summary that holds its protocol notes (``<stem>_notes.json``)."""
+    return Path(path).with_name(Path(path).stem + "_notes.json")
+
+
 def write_summary(frame: pd.DataFrame, path: str | Path) -> Path:
-    """``frame`` as CSV (floats as Python writes them, so they read back exactly)."""
+    """``frame`` as CSV (floats as Python writes them, so they read back exactly). The protocol
+    notes (4.6 kB, the same for almost every run) are written once, to :func:`notes_path`, and
+    the CSV names them by a digest; :func:`read_summary` puts the text back."""
+    frame, texts = frame.copy(), frame["protocol_notes"].dropna().unique()
+    digests = {t: hashlib.sha256(t.encode()).hexdigest()[:16] for t in texts}
+    frame["protocol_notes"] = frame["protocol_notes"].map(digests)
+    write_text(notes_path(path), json.dumps({d: t for t, d in digests.items()}, indent=1) + "\n")
     write_text(path, frame.to_csv(index=False, lineterminator="\n"))
     return Path(path)
 
@@ -171,6 +183,8 @@ def read_summary(path: str | Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigError(f"{path} lacks the columns {missing}; {fix}")
+    notes, _ = read_json(notes_path(path))
+    frame["protocol_notes"] = frame["protocol_notes"].map(lambda d: (notes or {}).get(d, d))
     return frame
 
 

@@ -1,12 +1,13 @@
-"""LaTeX tables (booktabs only) from the plan, the summary table, ``config/paper_values.yaml``
-and, for Table 1's marks, ``paired_differences.csv``: ``<out_dir>/<name>.tex`` per table
-(``table1_<dataset>``, ``table2``, ``ablation_<axis>``, ``generation``), ``<name>_<protocol>.tex``
-under the other protocols, and ``<out_tex>`` with all of them. A cell is the mean over seeds of
-each run's test mean +- the sample s.d. (``DDOF``; one seed: the mean, footnoted; a run absent
-from the summary: ``--``, footnoted). Table 1 / 2 keep the paper's layout (metric rows, method
-columns; under its protocol the rows ours, paper, Delta), with rate, usage, gain over the mean
-image and input dependence below and the mean image (floor) as the last column; ablations have
-one row per value and the floor last. Captions state protocol, N, seeds and training scale.
+"""LaTeX tables (booktabs only) from the plan, the summary table, ``config/paper_values.yaml`` and,
+for the marks of Table 1 and the modern tables, ``paired_differences.csv``:
+``<out_dir>/<name>.tex`` per table (``table1_<dataset>``, ``table2``, ``ablation_<axis>``,
+``modern_<dataset>``, ``modern_rates``, ``generation``), ``<name>_<protocol>.tex`` under the
+other protocols, and ``<out_tex>`` with all of them. A cell is the mean over seeds of each run's
+test mean +- the sample s.d. (``DDOF``; one seed: the mean, footnoted; a run absent from the
+summary: ``--``, footnoted). Table 1 / 2 keep the paper's layout (metric rows, method columns;
+under its protocol the rows ours, paper, Delta), with rate, usage, gain over the mean image and
+input dependence below and the mean image (floor) as the last column; ablations have one row per
+value and the floor last. Captions state protocol, N, seeds and training scale.
 """
 
 from __future__ import annotations
@@ -118,11 +119,13 @@ def _compare(plan, paper, names: Names, protocol, summary: Summary, table, cells
     return tabular(header, rows, "l" * len(lead) + "c" * len(columns), before), notes, named, floors
 
 
-def _marks(diffs: pd.DataFrame, ds: str, protocol: str) -> tuple[dict, str]:
-    """Marks on the Table-1 baselines whose difference from QG-VAE has a 95 % interval
+def _marks(diffs: pd.DataFrame, ds: str, protocol: str, table: str = "table1") -> tuple[dict, str]:
+    """Marks on the methods of ``table`` whose difference from QG-VAE has a 95 % interval
     excluding 0, and a phrase giving the resample counts."""
     if diffs.empty:
         return {}, ""
+    if "table" in diffs:  # files written before the column existed hold Table 1 only
+        diffs = diffs[diffs.table.fillna("table1") == table]
     d = diffs[(diffs.dataset == ds) & (diffs.protocol == protocol) & (diffs.method == "qgvae")]
     d = d[(d.baseline != "mean_image") & d.ci_low.notna() & d.ci_high.notna()]
     sig = d[(d.ci_low > 0) | (d.ci_high < 0)]
@@ -193,10 +196,14 @@ def compare_tables(plan, paper, names: Names, protocol, summary: Summary, diffs)
     return out
 
 
-def ablation_tables(plan, paper, names: Names, protocol, summary: Summary) -> dict[str, str]:
+def ablation_tables(
+    plan, paper, names: Names, protocol, summary: Summary, only: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """One row per cell: every ``ablation_<axis>`` table, or the tables named in ``only``
+    (``modern_rates``: a method at one rate per row)."""
     out: dict[str, str] = {}
     for name, cells in (plan.get("tables") or {}).items():
-        if not name.startswith("ablation_") or not cells:
+        if not cells or (name not in only if only else not name.startswith("ablation_")):
             continue
         axis, quantities = name[len("ablation_") :], METRICS | EXTRAS
         methods = list(dict.fromkeys(c["method"] for c in cells))
@@ -223,9 +230,15 @@ def ablation_tables(plan, paper, names: Names, protocol, summary: Summary) -> di
         on = ", ".join(latex_escape(names.dataset(d)) for d in datasets)
         who = ", ".join(latex_escape(names.method(m)) for m in methods)
         head, ours, scale = caption_parts(plan, paper, protocol, named)
+        lead = (
+            f"QG-VAE and modern quantisers at several rates ({who} on {on}; Value: the bits per "
+            f"image a row is set to code, each model's own rate checked within 1\\% by the plan)."
+            if name == "modern_rates"
+            else f"Ablation of \\emph{{{latex_escape(axis)}}} ({who} on {on}; each row changes "
+            f"only this setting from the defaults)."
+        )
         caption = [
-            f"Ablation of \\emph{{{latex_escape(axis)}}} ({who} on {on}; each row changes only "
-            f"this setting from the defaults).",
+            lead,
             head,
             ours,
             scale,
@@ -248,7 +261,9 @@ def table_names(plan: Mapping[str, Any]) -> list[str]:
     tables = plan.get("tables") or {}
     names = [f"table1_{d}" for d in dict.fromkeys(c["dataset"] for c in tables.get("table1", []))]
     names += ["table2"] if tables.get("table2") else []
-    return names + [n for n in tables if n.startswith("ablation_") and tables[n]]
+    names += [n for n in tables if n.startswith("ablation_") and tables[n]]
+    names += [f"modern_{d}" for d in dict.fromkeys(c["dataset"] for c in tables.get("modern", []))]
+    return names + ["modern_rates"] * bool(tables.get("modern_rates"))
 
 
 def render_tables(
@@ -267,6 +282,7 @@ def render_tables(
     1's marks); ``root``: what the generation study's prior folders are relative to."""
     from .differences import read_differences
     from .generation import generation_table
+    from .table_modern import modern_tables
 
     plan, paper, summary = load_plan(plan), paper_values_of(paper_values), Summary.of(summary)
     diffs, names = read_differences(differences), Names.from_plan(plan)
@@ -283,6 +299,7 @@ def render_tables(
         suffix = "" if p == protocol else f"_{p}"
         rendered = compare_tables(plan, paper, names, p, summary, diffs)
         rendered |= ablation_tables(plan, paper, names, p, summary)
+        rendered |= modern_tables(plan, paper, names, p, summary, diffs)
         combined.append(f"% ===== protocol {p}" + (" (main)" if p == protocol else "") + " =====")
         for i, name in enumerate(table_names(plan)):
             label = f"\\label{{tab:{name}"

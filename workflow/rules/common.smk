@@ -62,11 +62,15 @@ SUMMARY_FIGURES = [
     "rate_distortion",
 ]
 TABLE1_DATASETS = sorted({cell["dataset"] for cell in TABLES.get("table1", [])})
+MODERN_DATASETS = sorted({cell["dataset"] for cell in TABLES.get("modern", [])})
 ABLATION_AXES = [t[len("ablation_") :] for t in TABLES if t.startswith("ablation_")]
+MODERN_FIGURES = [f"recon_grid_modern_{d}" for d in MODERN_DATASETS]
+MODERN_FIGURES += ["rate_distortion_modern"] if TABLES.get("modern_rates") else []
 FIGURES = (
     [f"recon_grid_{d}" for d in TABLE1_DATASETS]
     + SUMMARY_FIGURES
     + [f"ablation_{axis}" for axis in ABLATION_AXES]
+    + MODERN_FIGURES
 )
 
 
@@ -317,11 +321,17 @@ def figure_files(name):
     return [f"{REPORTS}/figures/{name}.{ext}" for ext in ("pdf", "png", "json")]
 
 
-# the paired bootstrap intervals (written by the differences rule) mark Table 1 and give the
-# rate-distortion figure its error bars
+# the paired bootstrap intervals (written by the differences rule) mark Table 1 and the modern
+# tables and give the rate-distortion figure its error bars; a target's own table reads those
+# of its own runs (written by the table_differences rule; the same intervals: seeds per cell)
 DIFFERENCES = f"{REPORTS}/tables/paired_differences.csv"
 INTERVALS = f"{REPORTS}/tables/method_intervals.csv"
-INTERVAL_TABLES = ("table1", "table2", "ablation_tokens")
+INTERVAL_TABLES = ("table1", "table2", "ablation_tokens", "modern", "modern_rates")
+PAIRED_TABLES = ("table1", "modern")
+
+
+def table_differences_file(table):
+    return f"{REPORTS}/targets/{table}/paired_differences.csv"
 
 
 def differences_inputs():
@@ -336,8 +346,13 @@ def table_metrics(wildcards):
     return run_files(runs, "metrics.json") + floor_metrics(runs)
 
 
-def recon_grid_inputs(wildcards):
-    runs = [path for path in table_runs("table1") if RUNS[path]["dataset"] == wildcards.dataset]
+def recon_grid_inputs(wildcards, table="table1"):
+    runs = [path for path in table_runs(table) if RUNS[path]["dataset"] == wildcards.dataset]
+    return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
+
+
+def table_outputs(wildcards, table):
+    runs = table_runs(table)
     return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
 
 
@@ -346,22 +361,19 @@ def ablation_figure_inputs(wildcards):
     return run_files(runs, *RUN_OUTPUTS) + floor_metrics(runs)
 
 
-# Tables not rendered yet (issue 24: the LaTeX table and figure of the `modern` tables come
-# later): their targets end at the evaluated runs and their floors.
-UNRENDERED_TABLES = ("modern", "modern_rates")
-
-
 def target_files(table):
-    """Files built by the target of one table (its runs' metrics, its table, its figure)."""
+    """Files built by the target of one table (its runs' metrics, its table, its figures)."""
     if table not in TABLES:
         return []
-    if table in UNRENDERED_TABLES:
-        runs = table_runs(table)
-        return run_files(runs, "metrics.json") + floor_metrics(runs)
     files = run_files(table_runs(table), "metrics.json") + [table_file(table)]
     if table == "table1":
         for dataset in TABLE1_DATASETS:
             files += figure_files(f"recon_grid_{dataset}")
+    elif table == "modern":
+        for dataset in MODERN_DATASETS:
+            files += figure_files(f"recon_grid_modern_{dataset}")
+    elif table == "modern_rates":
+        files += figure_files("rate_distortion_modern")
     elif table.startswith("ablation_"):
         files += figure_files(table)
     return files

@@ -2,6 +2,7 @@
 #   recon_grid_<dataset>  Table 1's methods side by side on test images (Table 1's runs)
 #   ablation_<axis>       one ablation axis (that ablation's runs)
 #   progressive, token_influence, code_usage, training_curves, rate_distortion (every run)
+#   recon_grid_modern_<dataset>, rate_distortion_modern   the modern tables' (their runs)
 # Each figure gets the plan and the summary table of exactly the runs it reads, and those runs'
 # outputs (images, logs) as input. Beside each figure, NAME.json holds its caption and sources
 # (read by `qgvae report`).
@@ -91,6 +92,61 @@ rule summary_figure:
         intervals=lambda wildcards, input: shell_words(
             ["--intervals", input.intervals] if input.intervals else []
         ),
+        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
+    shell:
+        FIGURE_CMD
+
+
+rule recon_grid_modern:
+    input:
+        plan=plan_file("modern"),
+        paper=PAPER_VALUES,
+        summary=summary_file("modern"),
+        runs=lambda wildcards: recon_grid_inputs(wildcards, "modern"),
+    output:
+        **figure_outputs("recon_grid_modern_{dataset}", "recon_grid.rst", "Modern quantisers"),
+    log:
+        f"{RESULTS}/logs/figures/recon_grid_modern_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/figures/recon_grid_modern_{{dataset}}.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        name="recon_grid_modern_{dataset}",
+        intervals="",
+        summary=summary_flag,
+        outdir=lambda wildcards, output: os.path.dirname(output.pdf),
+    shell:
+        FIGURE_CMD
+
+
+rule rate_distortion_modern:
+    input:
+        plan=plan_file("modern_rates"),
+        paper=PAPER_VALUES,
+        summary=summary_file("modern_rates"),
+        runs=lambda wildcards: table_outputs(wildcards, "modern_rates"),
+        intervals=f"{REPORTS}/targets/modern_rates/method_intervals.csv",
+    output:
+        **figure_outputs("rate_distortion_modern", "summary_figure.rst", "Modern quantisers"),
+    log:
+        f"{RESULTS}/logs/figures/rate_distortion_modern.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/figures/rate_distortion_modern.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        name="rate_distortion_modern",
+        summary=summary_flag,
+        intervals=lambda wildcards, input: shell_words(["--intervals", input.intervals]),
         outdir=lambda wildcards, output: os.path.dirname(output.pdf),
     shell:
         FIGURE_CMD

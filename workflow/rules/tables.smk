@@ -58,6 +58,7 @@ rule collect:
             category="Results",
             labels={"table": "summary.csv"},
         ),
+        notes=f"{RESULTS}/summary_notes.json",  # the protocol notes, once (summary.csv: digests)
     log:
         f"{RESULTS}/logs/collect.log",
     benchmark:
@@ -78,6 +79,7 @@ rule table_collect:
         metrics=table_metrics,
     output:
         summary=summary_file("{table}"),
+        notes=f"{RESULTS}/summaries/{{table}}_notes.json",
     log:
         f"{RESULTS}/logs/collect/{{table}}.log",
     benchmark:
@@ -98,7 +100,9 @@ rule table:
         plan=plan_file("{table}"),
         paper=PAPER_VALUES,
         summary=summary_file("{table}"),
-        differences=lambda wildcards: DIFFERENCES if wildcards.table == "table1" else [],
+        differences=lambda wildcards: (
+            table_differences_file(wildcards.table) if wildcards.table in PAIRED_TABLES else []
+        ),
     output:
         tex=report(
             f"{REPORTS}/targets/{{table}}/tables.tex",
@@ -123,7 +127,7 @@ rule table:
             ["--differences", input.differences] if input.differences else []
         ),
     shell:
-        # params.differences: already shell-quoted (shell_words), empty except for table1
+        # params.differences: already shell-quoted (shell_words), empty but for PAIRED_TABLES
         "qgvae tables --plan {input.plan:q} --paper {input.paper:q} --summary {input.summary:q}"
         " --out {output.tex:q} --outdir {params.outdir:q} {params.differences} > {log:q} 2>&1"
 
@@ -195,5 +199,41 @@ rule differences:
         ),
     shell:
         # params.flags: already shell-quoted word by word (shell_words in common.smk)
+        "qgvae differences --plan {input.plan:q} --outdir {params.outdir:q} {params.flags}"
+        " > {log:q} 2>&1"
+
+
+# The paired intervals of one target's own runs (Table 1, the modern table): its table's marks
+# need no other table's runs. The same numbers as in the whole plan's file (differences.py).
+rule table_differences:
+    input:
+        plan=plan_file("{table}"),
+        metrics=table_metrics,
+    output:
+        diffs=table_differences_file("{table}"),
+        intervals=f"{REPORTS}/targets/{{table}}/method_intervals.csv",
+    log:
+        f"{RESULTS}/logs/tables/differences_{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render/differences_{{table}}.tsv"
+    localrule: True
+    conda:
+        ENV
+    threads: RESOURCES["summary"]["threads"]
+    resources:
+        **job_resources("summary"),
+    params:
+        outdir=lambda wildcards, output: os.path.dirname(output.diffs),
+        flags=shell_words(
+            [
+                "--resamples",
+                BOOTSTRAP["resamples"],
+                "--rfid-resamples",
+                BOOTSTRAP["rfid_resamples"],
+                "--seed",
+                BOOTSTRAP["seed"],
+            ]
+        ),
+    shell:
         "qgvae differences --plan {input.plan:q} --outdir {params.outdir:q} {params.flags}"
         " > {log:q} 2>&1"

@@ -94,12 +94,17 @@ def fig_rate_distortion(ctx: Context, tables: tuple[str, ...] = RD_TABLES) -> Fi
     for r, ds in enumerate(datasets):
         here = points[points.dataset == ds]
         cells = [c for t in tables for c in ctx.cells(t) if c["dataset"] == ds]
+        methods = list(dict.fromkeys(here.method))
         for ax, (key, label) in zip(axes[r], RD_METRICS):
             for method, p in here[here.key == key].groupby("method", sort=False):
                 p = p.sort_values("bits")  # a line joins one method's settings
                 err = np.stack([(p["mean"] - p.low).clip(0), (p.high - p["mean"]).clip(0)])
                 name = mpl_text(ctx.names.method(method))
-                ax.errorbar(p.bits, p["mean"], err, color=ctx.colour(method), label=name, **RD_LINE)
+                # methods at the same rate side by side (1.5 % apart), not on top of each other
+                dodge = 1.015 ** (methods.index(method) - (len(methods) - 1) / 2)
+                ax.errorbar(
+                    p.bits * dodge, p["mean"], err, color=ctx.colour(method), label=name, **RD_LINE
+                )
             floor = floor_value(ctx, cells, key)
             if floor is not None:
                 ax.axhline(floor, label="mean image (floor)", **FLOOR_LINE)
@@ -108,7 +113,7 @@ def fig_rate_distortion(ctx: Context, tables: tuple[str, ...] = RD_TABLES) -> Fi
                 "" if ax is not axes[r, 0] or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
             )
             ax.set(xlabel="bits per image", ylabel=label + mpl_text(where))
-        axes[r, -1].legend(loc="best")
+        axes[r, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     seeds = ", ".join(str(n) for n in sorted(set(points["count"])))
     bars = (
@@ -121,7 +126,8 @@ def fig_rate_distortion(ctx: Context, tables: tuple[str, ...] = RD_TABLES) -> Fi
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
         f"image of the code (metrics.json), for every method of {_rd_scope(tables)}; points are "
         f"means over seeds ({seeds} seeds per point), error bars {bars}; "
-        "lines join one method's settings; dashed: the training mean image (the floor). "
+        "lines join one method's settings, methods at one rate drawn 1.5% apart on the rate "
+        "axis; dashed: the training mean image (the floor). "
         + scale_phrase(ctx.summary.runs(long.run))
     )
     return Figure(fig, caption, sorted({f"{r}/metrics.json" for r in long.run}))

@@ -51,7 +51,9 @@ class Context:
         import seaborn as sns
 
         names = Names.from_plan(plan)
-        palette = sns.color_palette("colorblind", 10)  # colour-blind safe, by plan order
+        # colour-blind safe by plan order; past its 10 colours, distinct hues (husl)
+        n = len(names.methods)
+        palette = sns.color_palette("colorblind", 10) if n <= 10 else sns.color_palette("husl", n)
         colours = {m: palette[i % len(palette)] for i, m in enumerate(names.methods)}
         frame = pd.DataFrame() if intervals is None else intervals
         return cls(plan, Path(root), names, colours, summary, protocol, dict(paper or {}), frame)

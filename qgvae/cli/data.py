@@ -161,6 +161,53 @@ def _plan_parser(sub: Any) -> None:
     p.add_argument("--table", help="only this table's cells and runs (e.g. ablation_heads)")
 
 
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..estimate import estimate, summary_lines
+    from ..io import write_text
+    from .common import need_file, read_plan
+
+    plan = read_plan(args.plan)
+    try:
+        bench = json.loads(need_file("bench", args.bench).read_text())
+    except ValueError as exc:
+        raise ConfigError(f"bench file {args.bench} is not JSON ({exc})") from None
+    if not isinstance(bench, dict) or not isinstance(bench.get("rows"), list):
+        raise ConfigError(f"{args.bench} is not a `qgvae bench train --json` file (no rows)")
+    frame = estimate(plan, bench["rows"], table=args.table or "")
+    print(f"qgvae estimate: {args.plan}" + (f", tables {args.table}*" if args.table else ""))
+    print("\n".join(summary_lines(frame, by=args.by)))
+    if args.csv:
+        write_text(args.csv, frame.to_csv(index=False, lineterminator="\n"))
+        print(f"wrote {args.csv}: one row per run")
+    return 0
+
+
+def _estimate_parser(sub: Any) -> None:
+    p = add(
+        sub,
+        "estimate",
+        _cmd_estimate,
+        "predicted device-hours of a plan's trainings, from a measured ms/step table",
+        "For every run of the plan (or of the tables whose name starts with --table): its "
+        "optimiser steps times the ms/step that `qgvae bench train --json` measured for its "
+        "configuration on the machine that will train it (matched by training configuration, "
+        "else by method and dataset, else by method; each run says which). Training only.",
+    )
+    p.add_argument("--plan", required=True, help="the plan (qgvae plan; results/plan.json)")
+    p.add_argument("--bench", required=True, help="`qgvae bench train --json` output")
+    p.add_argument("--table", help="only the runs of the tables whose name starts with this")
+    p.add_argument(
+        "--by",
+        nargs="+",
+        default=["method"],
+        choices=["method", "dataset"],
+        help="how to group the hours (default: method)",
+    )
+    p.add_argument("--csv", help="also write one row per run to this CSV")
+
+
 def add_parsers(sub: Any) -> None:
     _data_parsers(sub)
     _plan_parser(sub)
+    _estimate_parser(sub)

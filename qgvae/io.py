@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,20 @@ def hash_file(path: str | os.PathLike, algo: str = "sha256", chunk: int = 1 << 2
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_plan(plan: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """The plan given as a mapping or as the path of its JSON file."""
+    return plan if isinstance(plan, Mapping) else json.loads(Path(plan).read_text())
+
+
+def read_json(path: Path) -> tuple[dict | None, str | None]:
+    """(data, None) or (None, reason); never raises."""
+    if not path.is_file():
+        return None, f"no {path.name}"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable {path.name} ({type(exc).__name__})"
+    ok = isinstance(data, dict)
+    return (data, None) if ok else (None, f"unreadable {path.name} (not an object)")

@@ -81,7 +81,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_differences(args: argparse.Namespace) -> int:
-    from ..rendering.differences import write_differences
+    from ..evaluation.differences import write_differences
 
     diff_path, int_path, n = write_differences(
         read_plan(args.plan),

@@ -18,12 +18,13 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..errors import ConfigError
-from .differences import read_differences
+from ..evaluation.differences import read_differences
+from ..io import load_plan
 from .figure_images import fig_influence, fig_progressive, fig_reconstructions
 from .figure_metrics import fig_ablation, fig_code_usage, fig_rate_distortion, fig_training
 from .generation import fig_generation_fid, fig_generation_samples
 from .plots import Context, NoData, no_data_figure, pyplot, save_figure, style
-from .results import load_plan, paper_values_of
+from .results import paper_values_of
 from .summary import COLUMNS, Summary
 
 log = logging.getLogger(__name__)

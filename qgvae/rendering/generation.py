@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ..io import write_text
+from ..io import read_json, write_text
 from .latex import DASH, Notes, fmt_stat, latex_escape, latex_prose, table_env, tabular
 from .plots import FULL_W, Context, Figure, NoData, mpl_text, pyplot, row_label, show_image, strip
-from .results import Names, load_npz, read_json, read_log
+from .results import Names, load_npz, read_log
 
 NAME = "generation"
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import write_text
-from .differences import read_differences
+from ..evaluation.differences import read_differences
+from ..io import load_plan, read_json, write_text
 from .latex import paper_value
-from .results import Names, load_plan, read_json
+from .results import Names
 from .summary import Summary
 from .timing import elapsed_wall, timing
 

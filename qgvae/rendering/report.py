@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.protocols import PROTOCOLS
-from ..io import write_text
+from ..io import read_json, write_text
 from .latex import latex_escape, latex_path, latex_prose, tabular
-from .results import DDOF, Names, read_json
+from .results import DDOF, Names
 from .summary import PIXEL, Summary
 from .timing import timing
 

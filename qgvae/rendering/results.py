@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data import display_name as registry_dataset_name
 from ..errors import DataError
+from ..io import read_json
 from ..methods import display_name as method_display_name
 
 DDOF = 1  # the spread over seeds is numpy's std with this ddof (sample standard deviation)
@@ -31,23 +32,6 @@ def paper_values_of(paper_values: Mapping[str, Any] | str | Path | None) -> dict
     if paper_values is None or isinstance(paper_values, Mapping):
         return dict(paper_values or {})
     return yaml.safe_load(Path(paper_values).read_text()) or {}
-
-
-def load_plan(plan: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
-    """The plan given as a mapping or as the path of its JSON file."""
-    return plan if isinstance(plan, Mapping) else json.loads(Path(plan).read_text())
-
-
-def read_json(path: Path) -> tuple[dict | None, str | None]:
-    """(data, None) or (None, reason); never raises."""
-    if not path.is_file():
-        return None, f"no {path.name}"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable {path.name} ({type(exc).__name__})"
-    ok = isinstance(data, dict)
-    return (data, None) if ok else (None, f"unreadable {path.name} (not an object)")
 
 
 def load_npz(path: Path, keys: Sequence[str] = ()) -> tuple[dict[str, np.ndarray] | None, str]:

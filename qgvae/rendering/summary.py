@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, RunFolderError
-from ..io import write_text
-from .results import load_plan, read_json, seed_of
+from ..io import load_plan, read_json, write_text
+from .results import seed_of
 
 METRICS = ("ssim", "psnr", "lpips", "rfid", "psnr_shuffled", "psnr_gain_over_floor_db")
 METRICS += ("input_dependence_db", "floor_psnr")

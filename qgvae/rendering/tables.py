@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..evaluation.protocols import PROTOCOLS
-from ..io import write_text
+from ..io import load_plan, write_text
 from .latex import (
     DASH,
     EXTRAS,
@@ -43,7 +43,7 @@ from .latex import (
     table_env,
     tabular,
 )
-from .results import DDOF, Names, load_plan, paper_values_of
+from .results import DDOF, Names, paper_values_of
 from .summary import Cell, Summary
 
 __all__ = ["latex_escape", "render_tables", "table_names"]
@@ -256,6 +256,53 @@ def ablation_tables(
     return out
 
 
+RATE_SENTENCE = (
+    "Every method codes the same number of bits per image (within 1\\%, checked by the plan "
+    "from each model's own rate: FSQ the product of its levels, residual VQ depth $\\times$ "
+    "$\\log_2 K$ per cell, LFQ $\\log_2 K$, a 1-D tokenizer its latents $\\times \\log_2 K$); "
+    "the quantisers of vector-quantize-pytorch run on VQ-VAE's network, the 1-D tokenizer is a "
+    "small ViT (docs/baselines.md)."
+)
+
+
+def modern_tables(plan, paper, names: Names, protocol, summary: Summary, diffs) -> dict[str, str]:
+    """``modern_<dataset>`` per dataset of the ``modern`` table and ``modern_rates``."""
+    tables, out = plan.get("tables") or {}, {}
+    no_paper: dict[str, Any] = {}  # no paper rows: the paper compares no modern quantiser
+    for ds in dict.fromkeys(c["dataset"] for c in tables.get("modern") or []):
+        cells = [c for c in tables["modern"] if c["dataset"] == ds]
+        marks, resamples = _marks(diffs, ds, protocol, table="modern")
+        body, notes, named, floors = _compare(
+            plan, no_paper, names, protocol, summary, "modern", cells, marks
+        )
+        head, ours, scale = caption_parts(plan, paper, protocol, named)
+        bits = pd.Series([s.mean("bits_per_image") for _, s in named if s is not None]).dropna()
+        rate = f" at {bits.iloc[0]:.0f} bits per image" if len(bits) else ""
+        caption = [
+            f"QG-VAE against modern quantisers at equal bits on "
+            f"{latex_escape(names.dataset(ds))} (test split){rate}. {head}",
+            ours,
+            scale,
+            RATE_SENTENCE,
+            FLOOR_CAPTION,
+        ]
+        if resamples:
+            caption.append(
+                f"{SIG_MARK}: the 95\\% paired bootstrap interval of QG-VAE minus this method "
+                f"excludes 0 (test images resampled alike for both, seeds as an outer level; "
+                f"{resamples}; every interval in paired\\_differences.csv, table modern)."
+            )
+        caption.append(
+            "Code usage: mean over token positions of the fraction of the codebook used on the "
+            "test set (residual VQ: over its cell $\\times$ stage slots)."
+        )
+        name = f"modern_{ds}"
+        text = " ".join(x for x in caption if x)
+        out[name] = table_env(name, text, body, notes, sources_of(named + floors), protocol)
+    out |= ablation_tables(plan, paper, names, protocol, summary, only=("modern_rates",))
+    return out
+
+
 def table_names(plan: Mapping[str, Any]) -> list[str]:
     """Per-table file stems for one protocol, in rendering order."""
     tables = plan.get("tables") or {}
@@ -280,9 +327,8 @@ def render_tables(
     """Write every table (per-table files, then the combined ``out_tex``); returns the paths.
     ``summary``: the summary table or its CSV; ``differences``: paired_differences.csv (Table
     1's marks); ``root``: what the generation study's prior folders are relative to."""
-    from .differences import read_differences
+    from ..evaluation.differences import read_differences
     from .generation import generation_table
-    from .table_modern import modern_tables
 
     plan, paper, summary = load_plan(plan), paper_values_of(paper_values), Summary.of(summary)
     diffs, names = read_differences(differences), Names.from_plan(plan)

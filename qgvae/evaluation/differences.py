@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import bootstrap as B
-from ..io import write_text
-from .results import load_plan, read_json
+from ..io import load_plan, read_json, write_text
+from . import bootstrap as B
 
 METRICS = ("ssim", "psnr", "lpips", "rfid")
 FLOOR = "mean_image"

@@ -62,8 +62,7 @@ def fig_reconstructions(
         raise NoData(f"no reconstructions.npz in any {what} run of {dataset}: {reasons}")
     n = min([n_show, len(originals)] + [len(im) for _, im, _ in rows if im is not None])
     h, w = originals.shape[-2:]
-    row_h = FULL_W * 0.86 * h / (n * (w + 1))
-    size = (FULL_W, (row_h + 0.06) * (len(rows) + 1))
+    size = (FULL_W, (FULL_W * 0.86 * h / (n * (w + 1)) + 0.06) * (len(rows) + 1))
     fig, axes = pyplot().subplots(len(rows) + 1, 1, figsize=size, squeeze=False)
     for ax, (label, images, why) in zip(axes[:, 0], [("input", originals, "")] + rows):
         if images is None:

@@ -109,19 +109,16 @@ def fig_rate_distortion(ctx: Context, tables: tuple[str, ...] = RD_TABLES) -> Fi
             if floor is not None:
                 ax.axhline(floor, label="mean image (floor)", **FLOOR_LINE)
             _bits_axis(ax, list(here.bits))
-            where = (
-                "" if ax is not axes[r, 0] or len(datasets) == 1 else f"\n{ctx.names.dataset(ds)}"
-            )
+            first = ax is axes[r, 0] and len(datasets) > 1
+            where = f"\n{ctx.names.dataset(ds)}" if first else ""
             ax.set(xlabel="bits per image", ylabel=label + mpl_text(where))
         axes[r, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     seeds = ", ".join(str(n) for n in sorted(set(points["count"])))
-    bars = (
-        "95% bootstrap intervals (test images resampled, seeds as an outer level; "
-        "method_intervals.csv)"
-        if use_ci
-        else f"one s.d. (ddof={DDOF}) over seeds"
-    )
+    bars = f"one s.d. (ddof={DDOF}) over seeds"
+    if use_ci:
+        bars = "95% bootstrap intervals (test images resampled, seeds as an outer level; "
+        bars += "method_intervals.csv)"
     caption = (
         f"Rate-distortion (protocol {ctx.protocol}): PSNR, LPIPS and rFID against the bits per "
         f"image of the code (metrics.json), for every method of {_rd_scope(tables)}; points are "
@@ -182,11 +179,8 @@ def fig_ablation(ctx: Context, table: str) -> Figure:
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     on = ", ".join(dict.fromkeys(ctx.names.dataset(c["dataset"]) for c in cells))
     present = set(long.run)
-    missing = [
-        f"{c['label']}/{ctx.names.method(c['method'])}"
-        for c in cells
-        if not present & set(c.get("runs", []))
-    ]
+    missing = [c for c in cells if not present & set(c.get("runs", []))]
+    missing = [f"{c['label']}/{ctx.names.method(c['method'])}" for c in missing]
     runs = [r for c in cells for r in c.get("runs", [])]
     caption = (
         f"Ablation of {axis} on {on} (protocol {ctx.protocol}): markers with error bars are "

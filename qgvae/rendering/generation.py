@@ -89,10 +89,8 @@ def paper_points(paper: Mapping[str, Any], dataset: str) -> dict[str, dict[int, 
     section = paper.get("generation") or {}
     if section.get("dataset") != dataset:
         return {}
-    return {
-        str(m): {int(e): str(v) for e, v in (vals or {}).items()}
-        for m, vals in (section.get("values") or {}).items()
-    }
+    values = (section.get("values") or {}).items()
+    return {str(m): {int(e): str(v) for e, v in (vals or {}).items()} for m, vals in values}
 
 
 def _n_phrase(results: list[TokenizerResults]) -> str:
@@ -111,11 +109,8 @@ def generation_table(
     gen = plan.get("generation")
     if not gen:
         return {}
-    names = Names.from_plan(plan)
-    results = load_generation(plan, root)
-    dataset = gen["dataset"]
-    printed = paper_points(paper, dataset)
-    notes = Notes()
+    names, results, dataset = Names.from_plan(plan), load_generation(plan, root), gen["dataset"]
+    printed, notes = paper_points(paper, dataset), Notes()
     head = ["Tokenizer", "Val.\\ PSNR (dB)", "Code bits", "Prior epoch", "gFID", "Paper"]
     head.append("NLL (bits)")
     rows, before, sources = [], {}, []

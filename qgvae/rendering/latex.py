@@ -20,40 +20,20 @@ from .results import DDOF
 from .summary import Cell, scale_phrase
 
 DASH = "--"
+# fmt: off
 _UNICODE = {
-    "±": r"$\pm$",
-    "Δ": r"$\Delta$",
-    "×": r"$\times$",
-    "−": "-",
-    "–": "--",
-    "—": "---",
-    "≤": r"$\leq$",
-    "≥": r"$\geq$",
-    "→": r"$\rightarrow$",
-    "…": "...",
-    "’": "'",
-    "‘": "`",
-    "“": "``",
-    "”": "''",
-    "°": r"$^\circ$",
-    "µ": r"$\mu$",
+    "±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "−": "-", "–": "--", "—": "---",
+    "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\rightarrow$", "…": "...", "’": "'", "‘": "`",
+    "“": "``", "”": "''", "°": r"$^\circ$", "µ": r"$\mu$",
 }
 # Only glyphs of the default OT1/OMS fonts, so no TS1 (bitmap) font is ever needed.
 _SPECIAL = {
-    "\\": r"\ensuremath{\backslash}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\ensuremath{\$}",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\ensuremath{<}",
-    ">": r"\ensuremath{>}",
+    "\\": r"\ensuremath{\backslash}", "&": r"\&", "%": r"\%", "$": r"\ensuremath{\$}",
+    "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}", "<": r"\ensuremath{<}", ">": r"\ensuremath{>}",
     "|": r"\ensuremath{|}",
 }
+# fmt: on
 
 
 def latex_escape(text: Any) -> str:

@@ -71,14 +71,12 @@ def _stage_lines(results: Path) -> list[str]:
         for s in stages.itertuples()
     ]
     lines = _table(["stage", "jobs", "wall-min (summed over jobs)", "CPU-min"], rows)
-    if span is None:
-        return lines
-    return [
+    elapsed = (
         f"Elapsed wall time with at least one job running: **{span / 60:.1f} min** (jobs run "
         "side by side, so the per-stage wall times add up to more; pauses between jobs are "
-        "not counted).",
-        "",
-    ] + lines
+        "not counted)."
+    )
+    return lines if span is None else [elapsed, ""] + lines
 
 
 def _training(plan: Mapping[str, Any], summary: Summary, names: Names) -> list[str]:
@@ -189,12 +187,9 @@ def _orderings(plan, summary: Summary, paper, diffs: pd.DataFrame, names: Names,
     if not rows:
         return ["No pair of methods has both paper values and results.", ""]
     held = sum(r[4] == "holds" for r in rows)
-    lines = [
-        f"{held} of {len(rows)} of the paper's pairwise orderings hold here (protocol "
-        f"`{protocol}`; ties in the paper are skipped).",
-        "",
-    ]
+    held = f"{held} of {len(rows)} of the paper's pairwise orderings hold here (protocol "
     header = ["metric", "paper's ordering", "paper", "ours", "here", "our interval"]
+    lines = [held + f"`{protocol}`; ties in the paper are skipped).", ""]
     return lines + _table(header, rows, "llllll")
 
 

@@ -33,6 +33,7 @@ from .summary import PIXEL, Summary
 from .timing import timing
 
 NO_TEX = "TeX not found: {tex} written, PDF not built; install texlive-latex-recommended latexmk"
+RUN_FACTS = (("eval_versions", "Versions", " "), ("metric_weights", "Metric weights", ": "))
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[margin=2cm]{geometry}
 \usepackage{booktabs}
@@ -76,20 +77,15 @@ def methods_section(
     out.append("\\subsection*{Protocols}\n\\begin{itemize}")
     for p in PROTOCOLS:
         desc = latex_prose((pv.get("protocols") or {}).get(p, ""))
-        out.append(
-            f"\\item \\texttt{{{latex_escape(p)}}}"
-            + " (the paper's; main tables)" * (p == main)
-            + f": {desc}"
-        )
+        main_ = " (the paper's; main tables)" * (p == main)
+        out.append(f"\\item \\texttt{{{latex_escape(p)}}}{main_}: {desc}")
     out.append("\\end{itemize}")
     if not rows.empty:
         sizes = []
         for (ds, proto), g in rows.groupby(["dataset", "protocol"]):
             pixel, fid = g[g.metric.isin(PIXEL)], g[g.metric == "rfid"]
             cells = [latex_escape(names.dataset(ds)), f"\\texttt{{{latex_escape(proto)}}}"]
-            sizes.append(
-                cells + [_values(pixel.n_images), _values(fid.n_images), _values(g.resolution)]
-            )
+            sizes.append(cells + [_values(x) for x in (pixel.n_images, fid.n_images, g.resolution)])
         header = ["Dataset", "Protocol", "$N$ images", "$N$ rFID", "Resolution"]
         out.append("\\subsection*{Test-set sizes}\n" + tabular(header, sizes, "llrrr"))
         gray = sorted(set(runs[runs.grayscale_to_rgb.fillna(False).astype(bool)].dataset))
@@ -115,17 +111,12 @@ def methods_section(
         shown = latex_escape(", ".join(whos[:12]) + (", ..." if len(whos) > 12 else ""))
         out.append(f"\\item Protocol note of {_runs(len(g))} ({shown}): {latex_prose(note)}")
     if not devs and runs.protocol_notes.dropna().empty:
-        out.append(
-            "\\item None recorded (no \\texttt{deviations} in the paper values file and "
-            "no protocol notes in the runs)."
-        )
+        none = "no \\texttt{deviations} in the paper values file and no protocol notes in the runs"
+        out.append(f"\\item None recorded ({none}).")
     out.append("\\end{itemize}")
     out.append("\\subsection*{Software, weights and hardware of the runs}\n\\begin{itemize}")
     items = []
-    for column, what, sep in (
-        ("eval_versions", "Versions", " "),
-        ("metric_weights", "Metric weights", ": "),
-    ):
+    for column, what, sep in RUN_FACTS:
         for blob, n in runs[column].dropna().value_counts(sort=False).items():
             d = json.loads(blob)
             text = ", ".join(f"{k}{sep}{d[k]}" for k in sorted(d))
@@ -231,11 +222,8 @@ def write_report_tex(
 
 def find_tex() -> tuple[str, str] | None:
     """('latexmk', path) or ('pdflatex', path) or None."""
-    if shutil.which("latexmk") and shutil.which("pdflatex"):
-        return "latexmk", shutil.which("latexmk")
-    if shutil.which("pdflatex"):
-        return "pdflatex", shutil.which("pdflatex")
-    return None
+    found = [(t, shutil.which(t)) for t in ("latexmk", "pdflatex") if shutil.which("pdflatex")]
+    return next(((t, p) for t, p in found if p), None)
 
 
 def build_pdf(tex: Path, out_pdf: Path, timeout: int = 600) -> tuple[bool, str]:

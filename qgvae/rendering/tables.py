@@ -136,6 +136,18 @@ def _marks(diffs: pd.DataFrame, ds: str, protocol: str, table: str = "table1") -
     return marks, "; ".join(phrase)
 
 
+USAGE = "Code usage: mean over token positions of the fraction of the codebook used on the test set"
+
+
+def _significance(resamples: str, where: str) -> str:
+    """The caption sentence of the marks (:func:`_marks`); empty without intervals."""
+    return resamples and (
+        f"{SIG_MARK}: the 95\\% paired bootstrap interval of QG-VAE minus this method excludes 0 "
+        f"(test images resampled alike for both, seeds as an outer level; {resamples}; every "
+        f"interval in paired\\_differences.csv{where})."
+    )
+
+
 def compare_tables(plan, paper, names: Names, protocol, summary: Summary, diffs) -> dict[str, str]:
     """``table1_<dataset>`` for every Table-1 dataset and ``table2``."""
     tables, out, common = plan.get("tables") or {}, {}, (plan, paper, names, protocol, summary)
@@ -158,16 +170,7 @@ def compare_tables(plan, paper, names: Names, protocol, summary: Summary, diffs)
         caption += paper_caption(paper, "table1", lines, rest) if with_paper else [no_paper]
         if any(s is not None and s.grayscale for _, s in named):
             caption.append("Grayscale images are repeated to RGB for LPIPS and rFID.")
-        if resamples:
-            caption.append(
-                f"{SIG_MARK}: the 95\\% paired bootstrap interval of QG-VAE minus this method "
-                f"excludes 0 (test images resampled alike for both, seeds as an outer level; "
-                f"{resamples}; every interval in paired\\_differences.csv)."
-            )
-        caption.append(
-            "Code usage: mean over token positions of the fraction of the codebook used on the "
-            "test set."
-        )
+        caption += [_significance(resamples, ""), USAGE + "."]
         sources = sources_of(named + floors)
         if with_paper:
             where = f"lines {lines}" if lines else "(no table for this dataset)"
@@ -237,13 +240,13 @@ def ablation_tables(
             else f"Ablation of \\emph{{{latex_escape(axis)}}} ({who} on {on}; each row changes "
             f"only this setting from the defaults)."
         )
+        bits = "Bits: bits per image of the code; usage: " + USAGE[12:] + " (\\%)."
         caption = [
             lead,
             head,
             ours,
             scale,
-            "Bits: bits per image of the code; usage: mean over token positions of the "
-            "fraction of the codebook used on the test set (\\%).",
+            bits,
             FLOOR_CAPTION.replace("PSNR $-$ mean image", "gain"),
         ]
         sources = sources_of(named) + [
@@ -278,24 +281,11 @@ def modern_tables(plan, paper, names: Names, protocol, summary: Summary, diffs) 
         head, ours, scale = caption_parts(plan, paper, protocol, named)
         bits = pd.Series([s.mean("bits_per_image") for _, s in named if s is not None]).dropna()
         rate = f" at {bits.iloc[0]:.0f} bits per image" if len(bits) else ""
-        caption = [
-            f"QG-VAE against modern quantisers at equal bits on "
-            f"{latex_escape(names.dataset(ds))} (test split){rate}. {head}",
-            ours,
-            scale,
-            RATE_SENTENCE,
-            FLOOR_CAPTION,
-        ]
-        if resamples:
-            caption.append(
-                f"{SIG_MARK}: the 95\\% paired bootstrap interval of QG-VAE minus this method "
-                f"excludes 0 (test images resampled alike for both, seeds as an outer level; "
-                f"{resamples}; every interval in paired\\_differences.csv, table modern)."
-            )
-        caption.append(
-            "Code usage: mean over token positions of the fraction of the codebook used on the "
-            "test set (residual VQ: over its cell $\\times$ stage slots)."
-        )
+        on = f"{latex_escape(names.dataset(ds))} (test split){rate}. {head}"
+        caption = [f"QG-VAE against modern quantisers at equal bits on {on}", ours, scale]
+        caption += [RATE_SENTENCE, FLOOR_CAPTION]
+        caption += [_significance(resamples, ", table modern")]
+        caption += [USAGE + " (residual VQ: over its cell $\\times$ stage slots)."]
         name = f"modern_{ds}"
         text = " ".join(x for x in caption if x)
         out[name] = table_env(name, text, body, notes, sources_of(named + floors), protocol)

@@ -141,6 +141,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         args.steps_gpu,
         args.warmup,
         on_row=show,
+        repeats=args.repeats,
     )
     if args.json:
         write_json(
@@ -326,5 +327,8 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--steps-gpu", type=int, default=200, help="timed steps per GPU measurement")
     b.add_argument(
         "--warmup", type=int, default=2, help="untimed steps first (compilation; at least 2)"
+    )
+    b.add_argument(
+        "--repeats", type=int, default=3, help="timings of --steps-* per row (the median is shown)"
     )
     b.add_argument("--json", help="also write the rows to this JSON file")

@@ -83,8 +83,11 @@ def measure(
     precision: str,
     steps: int,
     warmup: int,
+    repeats: int = 3,
 ) -> dict[str, Any]:
-    """One row: a fresh model and optimiser, ``warmup`` untimed steps, ``steps`` timed ones."""
+    """One row: a fresh model and optimiser, ``warmup`` untimed steps, then ``steps`` timed ones
+    ``repeats`` times; the median of the repeats (one slow stretch of a shared machine, or a
+    one-off cost of the first steps, moves none of them)."""
     info = dataset_info(cfg["dataset"])
     bs = cfg["train"]["batch_size"]
     machine.seed_everything(0)
@@ -135,7 +138,8 @@ def measure(
     t_warm = full(warmup) if warmup else 0.0
     model_only(1)
     t_full, syncs = _count_syncs(device, lambda: full(steps))
-    t_model = model_only(steps)
+    t_full = statistics.median([t_full] + [full(steps) for _ in range(repeats - 1)])
+    t_model = statistics.median(model_only(steps) for _ in range(repeats))
     step_s = t_full / steps
     return {
         "method": cfg["method"],
@@ -151,6 +155,7 @@ def measure(
         "native": device.type == "cuda" or precision == "fp32" or cpu_bf16_native(),
         "batch_size": bs,
         "steps": steps,
+        "repeats": repeats,
         "images_per_s": steps * bs / t_full,
         "step_ms": 1000 * step_s,
         "model_only_step_ms": 1000 * t_model / steps,
@@ -195,6 +200,7 @@ def run_bench(
     steps_gpu: int,
     warmup: int,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """One row per (configuration, device, mode, precision), the eager fp32 reference of each
     configuration first; ``on_row`` sees each row as soon as it is measured."""
@@ -215,6 +221,7 @@ def run_bench(
                     precision=prec,
                     steps=steps,
                     warmup=max(warmup, 2) if mode == "compiled" else warmup,
+                    repeats=repeats,
                 )
                 rows.append(row)
                 with_ratios(rows)

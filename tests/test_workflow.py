@@ -9,6 +9,7 @@ makes the job counts independent of what already exists).
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.Co
     )
 
 
+@functools.cache  # one Snakemake start-up per (target, config) in a session, for every module
 def dry_run(target: str, configfile: Path | None = None) -> str:
     """Output of a forced dry run of ``target`` (every job of the target, done or not)."""
     args = ["--dry-run", "--forceall", "--printshellcmds", "--cores", "1", target]

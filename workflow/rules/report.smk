@@ -33,9 +33,13 @@ rule report_document:
 # The results as one Markdown page (config `markdown`, e.g. docs/results/mnist-cpu.md): after
 # the report, so that the stage times it prints cover every other job.
 if MARKDOWN:
+    # the hand-written reading (optional) is an input: editing it re-renders the page
+    READING = MARKDOWN.get("reading")
+    READING = READING if READING and os.path.isfile(READING) else None
 
     rule markdown:
         input:
+            reading=[READING] if READING else [],
             plan=plan_file(),
             summary=summary_file(),
             report=f"{REPORTS}/report.tex",
@@ -58,11 +62,7 @@ if MARKDOWN:
             figdir=lambda wildcards, input: os.path.dirname(input.figures[0]),
             title=MARKDOWN["title"],
             command=MARKDOWN["command"],
-            reading=(
-                ["--reading", MARKDOWN["reading"]]
-                if MARKDOWN.get("reading") and os.path.isfile(MARKDOWN["reading"])
-                else []
-            ),
+            reading=["--reading", READING] if READING else [],
             results=RESULTS,
         shell:
             "qgvae markdown --plan {input.plan:q} --paper {input.paper:q} --out {output:q}"

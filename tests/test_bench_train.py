@@ -33,3 +33,19 @@ def test_ratios_are_against_the_eager_fp32_row_of_the_same_configuration(tiny_ru
     rows = bench.run_bench([tiny_run("qgvae")], ["cpu"], ["eager"], ["fp32"], 2, 2, 1, repeats=2)
     assert len(rows) == 1 and rows[0]["ratio"] == pytest.approx(1.0)
     assert rows[0]["repeats"] == 2 and rows[0]["step_ms"] > 0
+
+
+def test_repeats_below_one_are_refused_before_any_work():
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "qgvae.cli", "bench", "--repeats", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        "qgvae bench: error: --repeats must be at least 1; got 0"
+    )

@@ -94,6 +94,11 @@ def bench_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import ConfigError
+
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1; got {args.repeats}")
+
     if args.what == "eval":
         from .evaluate import bench_eval
 

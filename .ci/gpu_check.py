@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -359,6 +360,7 @@ def check_prior(s: Setup) -> None:
 
 
 def check_precision(s: Setup) -> None:
+    from qgvae.rendering.results import read_log
     from qgvae.training.precision import cpu_bf16_native
 
     steps = 1500 if s.gpu else 12
@@ -372,7 +374,7 @@ def check_precision(s: Setup) -> None:
             cfg["train"].update(checkpoint_every=10**6, val_batches=8 if s.gpu else 1)
             t0 = time.perf_counter()
             qgvae("train", "--config-json", json.dumps(cfg), "--out", str(run), env=s.env)
-            rows = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+            rows = read_log(run / "train_log.jsonl")
             meta = json.loads((run / "run.json").read_text())
             curves[arm][seed] = {
                 "seconds": time.perf_counter() - t0,
@@ -385,8 +387,9 @@ def check_precision(s: Setup) -> None:
                 f"  precision {arm} (autocast {meta['precision']['autocast']}) seed {seed}: "
                 f"val PSNR {shown} dB, {curves[arm][seed]['seconds']:.0f} s"
             )
-    final = {a: [max(c["val_psnr"].items())[1] for c in curves[a].values()] for a in arms}
-    mean = {a: sum(v) / len(v) for a, v in final.items()}
+    last = lambda c: c["val_psnr"][max(c["val_psnr"])]  # the validation at the last step
+    final = {a: [last(c) for c in curves[a].values()] for a in arms}
+    mean = {a: statistics.mean(v) for a, v in final.items()}
     spread = max(final["fp32"]) - min(final["fp32"])
     gap = mean["bf16"] - mean["fp32"]
     within = abs(gap) <= spread
